@@ -1,16 +1,37 @@
+//! llm_sql: ask questions of your data from inside PostgreSQL.
+//!
+//! `_PG_init` registers the settings; everything else starts lazily in the backend that needs
+//! it (the DuckDB instance on the first DuckDB call).
+
 use pgrx::prelude::*;
+
+mod api;
+mod engine;
+mod error;
+mod settings;
 
 ::pgrx::pg_module_magic!(name, version);
 
-#[pg_extern]
-fn duckdb_version() -> String {
-    unsafe {
-        std::ffi::CStr::from_ptr(duckdb::ffi::duckdb_library_version())
-            .to_string_lossy()
-            .into_owned()
-    }
+#[pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    settings::init();
 }
 
+pgrx::extension_sql!(
+    r#"
+-- Every role may call llm_sql's functions; what they can do through them is limited by their
+-- own privileges (see README, "Security model"). REVOKE EXECUTE on a function to restrict it.
+GRANT USAGE ON SCHEMA llm_sql TO PUBLIC;
+"#,
+    name = "schema_usage",
+    bootstrap,
+);
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
+mod tests;
+
+/// Required by `cargo pgrx test`.
 #[cfg(test)]
 pub mod pg_test {
     pub fn setup(_options: Vec<&str>) {}
