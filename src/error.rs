@@ -245,7 +245,8 @@ impl From<DuckError> for Error {
             Some((first, rest)) => (first.trim(), rest.trim()),
             None => (text, ""),
         };
-        let mut out = Error::new(sqlstate(class, text), format!("DuckDB: {first}"));
+        // The first line decides the SQLSTATE ("Did you mean …" below it names other objects).
+        let mut out = Error::new(sqlstate(class, first), format!("DuckDB: {first}"));
         if !rest.is_empty() {
             out = out.with_detail(rest);
         }
@@ -254,6 +255,9 @@ impl From<DuckError> for Error {
                 "Raise llm_sql.duckdb_memory_limit (superuser) and call llm_sql.duckdb_reset(), \
                  or let DuckDB spill: llm_sql.duckdb_temp_directory / duckdb_max_temp_directory_size.",
             ),
+            DuckClass::Permission if text.contains("LocalFileSystem") => out
+                .with_detail(crate::engine::security::FILES_RULE)
+                .with_hint("Ask a superuser to GRANT pg_read_server_files, pg_write_server_files TO your role."),
             DuckClass::Fatal => out.with_hint(
                 "The DuckDB instance of this session was discarded; the next call starts a fresh one.",
             ),

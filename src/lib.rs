@@ -28,7 +28,6 @@ GRANT USAGE ON SCHEMA llm_sql TO PUBLIC;
 );
 
 #[cfg(any(test, feature = "pg_test"))]
-#[pg_schema]
 mod tests;
 
 /// Required by `cargo pgrx test`.

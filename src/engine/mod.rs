@@ -128,7 +128,7 @@ impl Engine {
                 session_timezone().replace('\'', "''")
             ),
         )?;
-        security::lock(&conn, profile)?;
+        security::restrict(&conn, profile)?;
         Ok(Engine {
             conn,
             db,

@@ -1,14 +1,17 @@
 //! What a role may do through DuckDB. Postgres decides; DuckDB enforces.
 //!
 //! * Superusers may do anything DuckDB can do.
-//! * Other roles get a DuckDB whose configuration is locked at open (`lock_configuration`), with
-//!   the local file system disabled unless they are members of `pg_read_server_files`, no
-//!   extension loading or installing, and no statements that reach outside the session except
-//!   COPY/EXPORT for members of `pg_write_server_files`.
+//! * Other roles get a DuckDB whose configuration is locked right after it opens
+//!   (`lock_configuration`), that cannot load or install extensions, and that refuses statements
+//!   reaching outside the session (ATTACH, LOAD, SET, PRAGMA, …).
+//! * The local file system is disabled (`disabled_filesystems`) unless the role is a member of
+//!   both `pg_read_server_files` and `pg_write_server_files`. DuckDB cannot allow reading files
+//!   without also allowing writes (EXPLAIN ANALYZE COPY, file logging, …), so, as in pg_duckdb,
+//!   reading needs both. COPY and EXPORT DATABASE need the same.
 //!
-//! The file rule is enforced by DuckDB itself (`disabled_filesystems`), so it holds for every
-//! function that reads files, present or future. The statement rule uses the statement type that
-//! DuckDB's own parser assigns; it is checked before a statement runs.
+//! The file rule is enforced by DuckDB itself, so it holds for every function that touches files,
+//! present or future. The statement rule uses the statement type that DuckDB's own parser
+//! assigns, checked before the statement runs.
 
 use duckdb::ffi;
 use pgrx::pg_sys;
@@ -16,12 +19,17 @@ use pgrx::pg_sys;
 use super::ffi::Connection;
 use crate::error::{Error, Result};
 
+/// Why a role cannot use server files, for error details.
+pub const FILES_RULE: &str = "Server files are available through DuckDB only to members of both \
+pg_read_server_files and pg_write_server_files (DuckDB cannot allow reading without writing).";
+
 /// The privilege level a DuckDB instance is opened for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Profile {
-    pub superuser: bool,
-    pub read_files: bool,
-    pub write_files: bool,
+pub enum Profile {
+    Superuser,
+    /// Member of pg_read_server_files and pg_write_server_files: may use server files.
+    Files,
+    Restricted,
 }
 
 impl Profile {
@@ -30,34 +38,24 @@ impl Profile {
         // SAFETY: catalog lookups on the backend thread for the current user id.
         unsafe {
             let user = pg_sys::GetUserId();
+            let member = |role: u32| pg_sys::has_privs_of_role(user, pg_sys::Oid::from(role));
             if pg_sys::superuser_arg(user) {
-                return Profile {
-                    superuser: true,
-                    read_files: true,
-                    write_files: true,
-                };
-            }
-            Profile {
-                superuser: false,
-                read_files: pg_sys::has_privs_of_role(
-                    user,
-                    pg_sys::Oid::from(pg_sys::ROLE_PG_READ_SERVER_FILES),
-                ),
-                write_files: pg_sys::has_privs_of_role(
-                    user,
-                    pg_sys::Oid::from(pg_sys::ROLE_PG_WRITE_SERVER_FILES),
-                ),
+                Profile::Superuser
+            } else if member(pg_sys::ROLE_PG_READ_SERVER_FILES)
+                && member(pg_sys::ROLE_PG_WRITE_SERVER_FILES)
+            {
+                Profile::Files
+            } else {
+                Profile::Restricted
             }
         }
     }
 
     pub fn name(&self) -> &'static str {
-        match (self.superuser, self.read_files, self.write_files) {
-            (true, _, _) => "superuser",
-            (false, true, true) => "files_rw",
-            (false, true, false) => "files_r",
-            (false, false, true) => "files_w",
-            (false, false, false) => "restricted",
+        match self {
+            Profile::Superuser => "superuser",
+            Profile::Files => "files",
+            Profile::Restricted => "restricted",
         }
     }
 }
@@ -72,21 +70,22 @@ pub fn duckdb_options(profile: Profile) -> Vec<(&'static str, String)> {
         // Secrets would be written, unencrypted, under the postgres OS user's home.
         ("allow_persistent_secrets", "false".to_string()),
     ];
-    if !profile.superuser {
+    if profile != Profile::Superuser {
         // Loading an extension adds functions that open files and connections on their own
         // (sqlite_scan, postgres_scan, …), around DuckDB's file system rules.
         options.push(("autoload_known_extensions", "false".to_string()));
-        if !profile.read_files {
-            options.push(("disabled_filesystems", "LocalFileSystem".to_string()));
-        }
     }
     options
 }
 
-/// Freezes the configuration of a non-superuser's instance, so SQL cannot undo the limits.
-pub fn lock(conn: &Connection, profile: Profile) -> Result<()> {
-    if profile.superuser {
+/// Applies the file system rule to a non-superuser's instance, then freezes its configuration
+/// so that SQL cannot undo the limits. (File systems only exist once the database is open.)
+pub fn restrict(conn: &Connection, profile: Profile) -> Result<()> {
+    if profile == Profile::Superuser {
         return Ok(());
+    }
+    if profile == Profile::Restricted {
+        super::run_internal(conn, "SET disabled_filesystems = 'LocalFileSystem'")?;
     }
     super::run_internal(conn, "SET lock_configuration = true")
 }
@@ -112,7 +111,7 @@ fn statement_name(t: ffi::duckdb_statement_type) -> &'static str {
 
 /// Checks, before it runs, that the current role may run a statement of this type.
 pub fn check_statement(profile: Profile, statement_type: ffi::duckdb_statement_type) -> Result<()> {
-    if profile.superuser {
+    if profile == Profile::Superuser {
         return Ok(());
     }
     match statement_type {
@@ -136,15 +135,15 @@ pub fn check_statement(profile: Profile, statement_type: ffi::duckdb_statement_t
         ffi::duckdb_statement_type_DUCKDB_STATEMENT_TYPE_COPY
         | ffi::duckdb_statement_type_DUCKDB_STATEMENT_TYPE_EXPORT
         | ffi::duckdb_statement_type_DUCKDB_STATEMENT_TYPE_COPY_DATABASE => {
-            if profile.write_files && profile.read_files {
+            if profile == Profile::Files {
                 Ok(())
             } else {
                 Err(Error::permission_denied(format!(
                     "permission denied to run DuckDB {} through llm_sql",
                     statement_name(statement_type)
                 ))
-                .with_detail("Reading and writing server files through DuckDB needs membership in pg_read_server_files and pg_write_server_files.")
-                .with_hint("Ask a superuser to GRANT pg_write_server_files, pg_read_server_files TO your role."))
+                .with_detail(FILES_RULE)
+                .with_hint("Ask a superuser to GRANT pg_read_server_files, pg_write_server_files TO your role."))
             }
         }
         other => Err(Error::permission_denied(format!(

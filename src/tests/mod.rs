@@ -1,10 +1,29 @@
-//! In-backend tests (`cargo pgrx test`): each runs inside a transaction of a real PostgreSQL 18
-//! backend with the extension installed, against the real embedded DuckDB.
+//! In-backend tests (`cargo pgrx test`): each `#[pg_test]` runs inside a transaction of a real
+//! PostgreSQL 18 backend with pgvector and llm_sql installed, against the real embedded DuckDB.
+//! Tests that need several sessions, login roles or outside servers live in `pg_test/`.
+
+mod backend;
+mod engine;
+mod security;
+mod types;
 
 use pgrx::prelude::*;
 
-#[pg_test]
-fn query_returns_typed_rows() {
-    let x = Spi::get_one::<i32>("SELECT x FROM llm_sql.query('SELECT 42 AS x') AS t(x int)");
-    assert_eq!(x, Ok(Some(42)));
+/// Runs `sql` in a subtransaction and returns "ok" or "<SQLSTATE>: <message> [DETAIL: …]
+/// [HINT: …]", so a test can check an error and then keep using the same backend.
+pub fn outcome(sql: &str) -> String {
+    Spi::run(
+        "CREATE OR REPLACE FUNCTION pg_temp.outcome(q text) RETURNS text LANGUAGE plpgsql AS $f$
+         DECLARE detail text; hint text;
+         BEGIN EXECUTE q; RETURN 'ok';
+         EXCEPTION WHEN others THEN
+           GET STACKED DIAGNOSTICS detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
+           RETURN SQLSTATE || ': ' || SQLERRM || coalesce(' DETAIL: ' || nullif(detail, ''), '')
+                  || coalesce(' HINT: ' || nullif(hint, ''), '');
+         END $f$",
+    )
+    .unwrap();
+    Spi::get_one_with_args::<String>("SELECT pg_temp.outcome($1)", &[sql.into()])
+        .unwrap()
+        .unwrap()
 }
