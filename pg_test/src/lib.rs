@@ -1,0 +1,92 @@
+//! Test harness for client-side tests. `pg_test/run` starts a fresh PostgreSQL 18 cluster with
+//! llm_sql installed and exports where it listens; these helpers connect to it.
+
+use std::time::{Duration, Instant};
+
+pub use postgres::{Client, Error};
+
+fn port() -> u16 {
+    std::env::var("LLM_SQL_TEST_PORT")
+        .expect("LLM_SQL_TEST_PORT is not set: run the client tests through pg_test/run (or scripts/test)")
+        .parse()
+        .expect("LLM_SQL_TEST_PORT is a port number")
+}
+
+pub const DATABASE: &str = "llm_sql_test";
+
+/// A superuser session (Unix socket, peer authentication mapped for root).
+pub fn superuser() -> Client {
+    postgres::Config::new()
+        .host("/tmp")
+        .port(port())
+        .user("postgres")
+        .dbname(DATABASE)
+        .connect(postgres::NoTls)
+        .expect("connect as superuser")
+}
+
+/// A session of a login role over TCP with its password, like any application would connect.
+pub fn login(role: &str, password: &str) -> Client {
+    postgres::Config::new()
+        .host("127.0.0.1")
+        .port(port())
+        .user(role)
+        .password(password)
+        .dbname(DATABASE)
+        .connect(postgres::NoTls)
+        .unwrap_or_else(|e| panic!("connect as {role}: {e}"))
+}
+
+/// Creates (or recreates) a login role with the given extra clauses, e.g. "IN ROLE pg_read_server_files".
+pub fn create_login_role(name: &str, password: &str, clauses: &str) {
+    let mut su = superuser();
+    su.batch_execute(&format!(
+        "DROP ROLE IF EXISTS {name}; CREATE ROLE {name} LOGIN PASSWORD '{password}' {clauses};"
+    ))
+    .unwrap();
+}
+
+/// The backend pid of a session.
+pub fn backend_pid(client: &mut Client) -> i32 {
+    client
+        .query_one("SELECT pg_backend_pid()", &[])
+        .unwrap()
+        .get(0)
+}
+
+/// "SQLSTATE: message" of a failed statement (postgres::Error's Display hides the message).
+pub fn describe(error: &postgres::Error) -> String {
+    match error.as_db_error() {
+        Some(db) => format!("{}: {}", db.code().code(), db.message()),
+        None => error.to_string(),
+    }
+}
+
+/// SQLSTATE of a failed statement.
+pub fn sqlstate(error: &postgres::Error) -> String {
+    error
+        .code()
+        .map(|c| c.code().to_string())
+        .unwrap_or_else(|| format!("no SQLSTATE: {error}"))
+}
+
+/// Waits until `pid` shows `query_fragment` as its active query (so a cancel hits DuckDB, not
+/// the parser), at most 10 s.
+pub fn wait_until_running(observer: &mut Client, pid: i32, query_fragment: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let row = observer
+            .query_opt(
+                "SELECT 1 FROM pg_stat_activity WHERE pid = $1 AND state = 'active' AND strpos(query, $2) > 0",
+                &[&pid, &query_fragment],
+            )
+            .unwrap();
+        if row.is_some() {
+            // Give DuckDB a moment to be well inside the query.
+            std::thread::sleep(Duration::from_millis(300));
+            return;
+        }
+        assert!(Instant::now() < deadline, "the query never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

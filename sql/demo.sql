@@ -1,0 +1,47 @@
+-- llm_sql demo: run by scripts/setup against the dev cluster (scripts/pg psql -f sql/demo.sql).
+\set ON_ERROR_STOP on
+\pset footer off
+\echo '--- DuckDB inside this PostgreSQL backend'
+SELECT version AS duckdb_version
+FROM llm_sql.query('SELECT version() AS version') AS t(version text);
+
+\echo '--- DuckDB SQL with typed results: a million rows aggregated by DuckDB'
+SELECT *
+FROM llm_sql.query($$
+    SELECT i % 5 AS bucket, count(*) AS n, round(avg(i), 1) AS mean, list(i ORDER BY i)[1:3] AS first_three
+    FROM range(1000000) t(i) GROUP BY ALL ORDER BY bucket
+$$) AS t(bucket bigint, n bigint, mean double precision, first_three bigint[]);
+
+\echo '--- Any DuckDB row as jsonb, nested types included'
+SELECT * FROM llm_sql.query_json($$
+    SELECT 'llm_sql' AS name, [1, 2, 3] AS list, {'a': 1, 'b': [true, false]} AS struct,
+           MAP {'k': 42} AS map, TIMESTAMP '2026-01-01 12:00' AS at
+$$);
+
+\echo '--- Parquet: write with DuckDB, read it back, join with a Postgres table'
+SELECT llm_sql.execute($$
+    COPY (SELECT i AS customer_id, 'customer ' || i AS name, (i * 37) % 100 AS score
+          FROM range(1, 101) t(i)) TO '/tmp/llm_sql_demo_customers.parquet' (FORMAT parquet)
+$$) AS rows_written;
+DROP TABLE IF EXISTS demo_orders;
+CREATE TABLE demo_orders AS
+    SELECT g AS order_id, (g % 100) + 1 AS customer_id, (g % 7) * 10.5 AS amount
+    FROM generate_series(1, 1000) g;
+SELECT c.name, count(*) AS orders, sum(o.amount) AS total
+FROM demo_orders o
+JOIN llm_sql.query($$SELECT * FROM '/tmp/llm_sql_demo_customers.parquet' WHERE score > 90$$)
+     AS c(customer_id bigint, name text, score bigint) USING (customer_id)
+GROUP BY c.name ORDER BY total DESC, c.name LIMIT 5;
+
+\echo '--- A Postgres view over a DuckDB query: no column list needed by its readers'
+SELECT llm_sql.create_view('demo_scores', $$
+    SELECT score, count(*) AS customers FROM '/tmp/llm_sql_demo_customers.parquet' GROUP BY score
+$$, or_replace => true) AS created_view;
+SELECT * FROM demo_scores ORDER BY customers DESC, score LIMIT 3;
+
+\echo '--- DuckDB FLOAT[n] arrays become pgvector vectors'
+SELECT v AS vector, v <-> '[1,1,1]' AS distance_to_ones
+FROM llm_sql.query('SELECT [i, i + 1, i + 2]::FLOAT[3] AS v FROM range(3) t(i)') AS t(v vector(3));
+
+DROP VIEW demo_scores;
+DROP TABLE demo_orders;
