@@ -15,6 +15,7 @@ mod settings;
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     settings::init();
+    api::scan::init();
 }
 
 pgrx::extension_sql!(

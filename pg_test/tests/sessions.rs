@@ -99,3 +99,23 @@ fn login_role_with_both_file_roles_can_use_files() {
     assert_eq!(total, 9900);
     std::fs::remove_file(&path).unwrap();
 }
+
+#[test]
+fn a_sessions_first_query_already_streams() {
+    // The planner support function loads llm_sql while the first query is planned, so its
+    // planner hook is in place before paths are built.
+    let mut fresh = superuser();
+    let plan: Vec<String> = fresh
+        .query(
+            "EXPLAIN SELECT * FROM llm_sql.query('SELECT 1 AS a') AS t(a int)",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(
+        plan.iter().any(|l| l.contains("Custom Scan (DuckDB Scan)")),
+        "{plan:?}"
+    );
+}

@@ -2,4 +2,6 @@
 //! results. One file per family of SQL functions.
 
 pub mod query;
+mod rows;
+pub mod scan;
 mod srf;

@@ -4,14 +4,14 @@ use pgrx::pg_sys::{self, Datum};
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode;
 
+use super::rows::{unique_names, RowShape};
 use super::srf::Materialize;
-use crate::engine::convert::{ensure_supported, write_json, Converter};
-use crate::engine::ffi::DataChunk;
-use crate::engine::run::{self, Column, RowSink};
-use crate::engine::types::PgType;
+use crate::engine::convert::Converter;
+use crate::engine::ffi::Vector;
+use crate::engine::run::{self, RowStream};
 use crate::error::{Error, OrReport, Result};
 
-fn required<T>(value: Option<T>, name: &str) -> Result<T> {
+pub fn required<T>(value: Option<T>, name: &str) -> Result<T> {
     value.ok_or_else(|| {
         Error::new(
             PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
@@ -20,133 +20,30 @@ fn required<T>(value: Option<T>, name: &str) -> Result<T> {
     })
 }
 
-/// Makes column names unique the way DuckDB does for tables: a, a_1, a_2, …
-fn unique_names(columns: &[Column]) -> Vec<String> {
-    let mut seen = std::collections::HashSet::new();
-    columns
-        .iter()
-        .map(|c| {
-            let mut name = c.name.clone();
-            let mut n = 0;
-            while !seen.insert(name.clone()) {
-                n += 1;
-                name = format!("{}_{n}", c.name);
-            }
-            name
-        })
-        .collect()
-}
-
-fn describe_columns(columns: &[Column]) -> String {
-    columns
-        .iter()
-        .map(|c| format!("{} {}", c.name, c.duck))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// Rows into the caller's column definition list, with Postgres casts where types differ.
-struct RecordSink {
-    out: Materialize,
-    converters: Vec<Converter>,
-}
-
-impl RowSink for RecordSink {
-    fn columns(&mut self, columns: Vec<Column>) -> Result<()> {
-        if columns.len() != self.out.natts() {
-            return Err(Error::new(
-                PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH,
-                format!(
-                    "the column definition list has {} columns, but the DuckDB query returns {}",
-                    self.out.natts(),
-                    columns.len()
-                ),
-            )
-            .with_detail(format!("DuckDB returns: {}", describe_columns(&columns))));
-        }
-        for (i, column) in columns.into_iter().enumerate() {
-            let (oid, typmod, name) = self.out.attribute(i);
-            let target = PgType { oid, typmod };
-            self.converters
-                .push(Converter::new(column.duck, Some(target), &name, i + 1)?);
-        }
-        Ok(())
-    }
-
-    fn chunk(&mut self, chunk: &DataChunk) -> Result<()> {
-        let converters = &mut self.converters;
-        self.out.in_rows_context(|out| {
-            let width = converters.len();
-            let vectors: Vec<_> = (0..width).map(|c| chunk.column(c)).collect();
-            let mut values = vec![Datum::from(0); width];
-            let mut nulls = vec![false; width];
-            for row in 0..chunk.len() {
-                for (c, converter) in converters.iter_mut().enumerate() {
-                    let v = &vectors[c];
-                    nulls[c] = !v.is_valid(row);
-                    values[c] = if nulls[c] {
-                        Datum::from(0)
-                    } else {
-                        converter.datum(v, row)?
-                    };
-                }
+/// Runs `sql` and stores its rows in a tuplestore, as llm_sql.query rows (`json = false`) or
+/// llm_sql.query_json rows. (In FROM, the streaming scan in `api::scan` usually runs instead.)
+///
+/// # Safety
+/// `fcinfo` must be the call info of the running set-returning function.
+unsafe fn materialize(fcinfo: pg_sys::FunctionCallInfo, json: bool) -> Result<()> {
+    let sql = required(text_arg(fcinfo, 0), "sql")?;
+    // SAFETY: fcinfo is this call's.
+    let mut out = unsafe { Materialize::start(fcinfo, json.then_some(pg_sys::JSONBOID))? };
+    let mut stream = RowStream::open(&sql)?;
+    // SAFETY: out.tupdesc is the descriptor Materialize set up.
+    let mut shape = unsafe { RowShape::plan(&stream.columns, out.tupdesc, json)? };
+    let width = out.natts();
+    let (mut values, mut nulls) = (vec![Datum::from(0); width], vec![false; width]);
+    while stream.next_chunk()? {
+        out.in_rows_context(|out| {
+            for row in 0..stream.len() {
+                shape.fill(stream.vectors(), row, &mut values, &mut nulls)?;
                 out.put(&mut values, &mut nulls);
             }
-            Ok(())
-        })
+            Ok::<_, Error>(())
+        })?;
     }
-}
-
-/// Rows as jsonb objects keyed by column name.
-struct JsonSink {
-    out: Materialize,
-    columns: Vec<(String, Column)>,
-    jsonb: Option<Converter>,
-    utf8_database: bool,
-}
-
-impl RowSink for JsonSink {
-    fn columns(&mut self, columns: Vec<Column>) -> Result<()> {
-        for (i, column) in columns.iter().enumerate() {
-            ensure_supported(&column.duck, &column.name, i + 1)?;
-        }
-        let names = unique_names(&columns);
-        self.columns = names
-            .into_iter()
-            .map(|n| serde_json::Value::from(n).to_string())
-            .zip(columns)
-            .collect();
-        Ok(())
-    }
-
-    fn chunk(&mut self, chunk: &DataChunk) -> Result<()> {
-        let columns = &self.columns;
-        let jsonb = self.jsonb.get_or_insert_with(|| {
-            Converter::new(crate::engine::types::DuckType::Json, None, "value", 1)
-                .expect("jsonb converter")
-        });
-        let utf8 = self.utf8_database;
-        self.out.in_rows_context(|out| {
-            let vectors: Vec<_> = (0..columns.len()).map(|c| chunk.column(c)).collect();
-            let mut text = String::new();
-            for row in 0..chunk.len() {
-                text.clear();
-                text.push('{');
-                for (c, (key, column)) in columns.iter().enumerate() {
-                    if c > 0 {
-                        text.push(',');
-                    }
-                    text.push_str(key);
-                    text.push(':');
-                    write_json(&column.duck, &vectors[c], row, &mut text, utf8)?;
-                }
-                text.push('}');
-                let mut values = [jsonb.jsonb_from_text(&text)?];
-                out.put(&mut values, &mut [false]);
-            }
-            Ok(())
-        })
-    }
+    Ok(())
 }
 
 fn text_arg(fcinfo: pg_sys::FunctionCallInfo, index: usize) -> Option<String> {
@@ -158,19 +55,8 @@ fn text_arg(fcinfo: pg_sys::FunctionCallInfo, index: usize) -> Option<String> {
 #[pg_guard]
 #[unsafe(no_mangle)]
 pub unsafe extern "C-unwind" fn llm_sql_query(fcinfo: pg_sys::FunctionCallInfo) -> Datum {
-    let run = || -> Result<()> {
-        let sql = required(text_arg(fcinfo, 0), "sql")?;
-        // SAFETY: fcinfo is this call's.
-        let out = unsafe { Materialize::start(fcinfo, None)? };
-        run::query(
-            &sql,
-            &mut RecordSink {
-                out,
-                converters: Vec::new(),
-            },
-        )
-    };
-    run().or_report();
+    // SAFETY: called by Postgres as a set-returning function.
+    unsafe { materialize(fcinfo, false) }.or_report();
     Datum::from(0)
 }
 
@@ -184,24 +70,8 @@ pub extern "C" fn pg_finfo_llm_sql_query() -> &'static pg_sys::Pg_finfo_record {
 #[pg_guard]
 #[unsafe(no_mangle)]
 pub unsafe extern "C-unwind" fn llm_sql_query_json(fcinfo: pg_sys::FunctionCallInfo) -> Datum {
-    let run = || -> Result<()> {
-        let sql = required(text_arg(fcinfo, 0), "sql")?;
-        // SAFETY: fcinfo is this call's.
-        let out = unsafe { Materialize::start(fcinfo, Some(pg_sys::JSONBOID))? };
-        // SAFETY: reads the session's fixed database encoding.
-        let utf8_database =
-            unsafe { pg_sys::GetDatabaseEncoding() } == pg_sys::pg_enc::PG_UTF8 as i32;
-        run::query(
-            &sql,
-            &mut JsonSink {
-                out,
-                columns: Vec::new(),
-                jsonb: None,
-                utf8_database,
-            },
-        )
-    };
-    run().or_report();
+    // SAFETY: called by Postgres as a set-returning function.
+    unsafe { materialize(fcinfo, true) }.or_report();
     Datum::from(0)
 }
 
@@ -309,32 +179,26 @@ fn execute(sql: Option<&str>) -> i64 {
 #[pg_extern(volatile, parallel_unsafe)]
 fn duckdb_settings() -> TableIterator<'static, (name!(name, String), name!(value, Option<String>))>
 {
-    struct Collect(Vec<(String, Option<String>)>);
-    impl RowSink for Collect {
-        fn columns(&mut self, _: Vec<Column>) -> Result<()> {
-            Ok(())
-        }
-        fn chunk(&mut self, chunk: &DataChunk) -> Result<()> {
-            let (names, values) = (chunk.column(0), chunk.column(1));
-            for row in 0..chunk.len() {
+    let collect = || -> Result<Vec<(String, Option<String>)>> {
+        let mut stream =
+            RowStream::open("SELECT name, value FROM duckdb_settings() ORDER BY name")?;
+        let mut rows = Vec::new();
+        while stream.next_chunk()? {
+            let [names, values] = stream.vectors() else {
+                unreachable!("two columns")
+            };
+            for row in 0..stream.len() {
                 // SAFETY: both columns are VARCHAR; validity is checked first.
-                let text = |v: &crate::engine::ffi::Vector<'_>| {
+                let text = |v: &Vector<'_>| {
                     v.is_valid(row)
                         .then(|| String::from_utf8_lossy(unsafe { v.bytes(row) }).into_owned())
                 };
-                self.0
-                    .push((text(&names).unwrap_or_default(), text(&values)));
+                rows.push((text(names).unwrap_or_default(), text(values)));
             }
-            Ok(())
         }
-    }
-    let mut rows = Collect(Vec::new());
-    run::query(
-        "SELECT name, value FROM duckdb_settings() ORDER BY name",
-        &mut rows,
-    )
-    .or_report();
-    TableIterator::new(rows.0)
+        Ok(rows)
+    };
+    TableIterator::new(collect().or_report())
 }
 
 /// Drops this backend's DuckDB; the next call creates a fresh one with the current settings.

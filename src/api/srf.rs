@@ -77,18 +77,6 @@ impl Materialize {
         unsafe { (*self.tupdesc).natts as usize }
     }
 
-    /// Type and typmod of attribute `i` (0-based).
-    pub fn attribute(&self, i: usize) -> (pg_sys::Oid, i32, String) {
-        // SAFETY: i < natts of a valid tuple descriptor.
-        unsafe {
-            let attr = pg_sys::TupleDescAttr(self.tupdesc, i as i32);
-            let name = std::ffi::CStr::from_ptr((*attr).attname.data.as_ptr())
-                .to_string_lossy()
-                .into_owned();
-            ((*attr).atttypid, (*attr).atttypmod, name)
-        }
-    }
-
     /// Runs `build` in the rows memory context (reset afterwards), to fill and store rows.
     pub fn in_rows_context<T>(&mut self, build: impl FnOnce(&mut Self) -> T) -> T {
         let context = self.rows_context.value();

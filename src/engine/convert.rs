@@ -110,6 +110,50 @@ pub struct Converter {
     text_input: Option<TextInput>,
     element: Option<ArrayElement>,
     utf8_database: bool,
+    /// Fixed-width values that become a datum as they are (the per-row fast path).
+    direct: Option<Direct>,
+}
+
+#[derive(Clone, Copy)]
+enum Direct {
+    Bool,
+    I16,
+    I32,
+    I64,
+    F32,
+    F64,
+}
+
+impl Direct {
+    fn plan(duck: &DuckType, natural: PgType, target: PgType) -> Option<Direct> {
+        if natural != target {
+            return None;
+        }
+        Some(match duck {
+            DuckType::Boolean => Direct::Bool,
+            DuckType::SmallInt => Direct::I16,
+            DuckType::Integer => Direct::I32,
+            DuckType::BigInt => Direct::I64,
+            DuckType::Float => Direct::F32,
+            DuckType::Double => Direct::F64,
+            _ => return None,
+        })
+    }
+
+    /// # Safety
+    /// The vector must hold this physical type and `row` must be in range.
+    unsafe fn datum(self, v: &Vector<'_>, row: usize) -> Datum {
+        unsafe {
+            match self {
+                Direct::Bool => Datum::from(v.value::<bool>(row)),
+                Direct::I16 => Datum::from(v.value::<i16>(row)),
+                Direct::I32 => Datum::from(v.value::<i32>(row)),
+                Direct::I64 => Datum::from(v.value::<i64>(row)),
+                Direct::F32 => Datum::from(v.value::<f32>(row).to_bits()),
+                Direct::F64 => Datum::from(v.value::<f64>(row).to_bits()),
+            }
+        }
+    }
 }
 
 /// Element layout of the natural array type, for `construct_md_array`.
@@ -226,7 +270,9 @@ impl Converter {
         // SAFETY: reads the database encoding, fixed for the session.
         let utf8_database =
             unsafe { pg_sys::GetDatabaseEncoding() } == pg_sys::pg_enc::PG_UTF8 as i32;
+        let direct = Direct::plan(&duck, natural, target);
         Ok(Converter {
+            direct,
             duck,
             natural,
             target,
@@ -240,6 +286,10 @@ impl Converter {
 
     /// The datum for the non-NULL value at `row`, in the target type.
     pub fn datum(&mut self, v: &Vector<'_>, row: usize) -> Result<Datum> {
+        if let Some(direct) = self.direct {
+            // SAFETY: planned for this vector's type; the caller passes a valid row.
+            return Ok(unsafe { direct.datum(v, row) });
+        }
         let natural = if let Some(element) = &mut self.element {
             array_datum(&self.duck, element, v, row, self.utf8_database)?
         } else if self.natural.oid == pg_sys::JSONBOID {

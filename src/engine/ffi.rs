@@ -311,12 +311,6 @@ impl QueryResult {
         unsafe { ffi::duckdb_result_return_type(self.raw) }
     }
 
-    pub fn rows_changed(&self) -> u64 {
-        let mut raw = self.raw;
-        // SAFETY: valid result.
-        unsafe { ffi::duckdb_rows_changed(&mut raw) }
-    }
-
     /// The next chunk of rows, `None` at the end. A failure while producing rows (a cast error,
     /// an interrupt, running out of memory) is reported here.
     pub fn next_chunk(&mut self) -> DuckResult<Option<DataChunk>> {

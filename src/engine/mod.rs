@@ -65,27 +65,35 @@ pub fn discard(engine: &Engine) {
     });
 }
 
-/// A connection to run one statement on.
-pub enum Session<'e> {
-    Primary(&'e Engine),
-    /// A nested call while the primary connection is busy (e.g. llm_sql.query inside a
-    /// function called while converting another query's rows).
-    Extra(Connection),
+/// A connection of the role's DuckDB to run one statement on, held while its rows are read.
+pub struct Session {
+    /// Set when the primary connection was busy (a nested call, e.g. a second llm_sql.query in
+    /// the same SQL statement while the first one still streams); dropped before `engine`.
+    extra: Option<Connection>,
+    pub engine: Rc<Engine>,
 }
 
-impl Session<'_> {
+impl Session {
+    /// The primary connection, or a fresh one when a statement is already running on it.
+    pub fn open() -> Result<Session> {
+        let engine = current()?;
+        let extra = if engine.busy.replace(true) {
+            Some(engine.db.connect()?)
+        } else {
+            None
+        };
+        Ok(Session { extra, engine })
+    }
+
     pub fn conn(&self) -> &Connection {
-        match self {
-            Session::Primary(engine) => &engine.conn,
-            Session::Extra(conn) => conn,
-        }
+        self.extra.as_ref().unwrap_or(&self.engine.conn)
     }
 }
 
-impl Drop for Session<'_> {
+impl Drop for Session {
     fn drop(&mut self) {
-        if let Session::Primary(engine) = self {
-            engine.busy.set(false);
+        if self.extra.is_none() {
+            self.engine.busy.set(false);
         }
     }
 }
@@ -137,14 +145,6 @@ impl Engine {
             temp_dir,
         })
     }
-
-    /// The primary connection, or a fresh one when a statement is already running on it.
-    pub fn session(&self) -> Result<Session<'_>> {
-        if self.busy.replace(true) {
-            return Ok(Session::Extra(self.db.connect()?));
-        }
-        Ok(Session::Primary(self))
-    }
 }
 
 impl Drop for Engine {
@@ -174,6 +174,18 @@ fn backend_temp_dir(profile: Profile) -> Result<PathBuf> {
             PathBuf::from(data_dir.to_string_lossy().into_owned()).join("base/pgsql_tmp")
         }
     };
+    // DuckDB creates its own directory when it first spills, but not missing parents
+    // (base/pgsql_tmp only exists once Postgres itself has spilled).
+    std::fs::create_dir_all(&base).map_err(|e| {
+        Error::new(
+            pgrx::PgSqlErrorCode::ERRCODE_IO_ERROR,
+            format!(
+                "could not create DuckDB's temporary directory {}: {e}",
+                base.display()
+            ),
+        )
+        .with_hint("Check llm_sql.duckdb_temp_directory.")
+    })?;
     // SAFETY: MyProcPid is set at backend start.
     let pid = unsafe { pg_sys::MyProcPid };
     Ok(base.join(format!("pgsql_tmp_llm_sql_{pid}_{}", profile.name())))

@@ -4,6 +4,7 @@
 
 mod backend;
 mod engine;
+mod scan;
 mod security;
 mod types;
 
