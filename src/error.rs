@@ -220,6 +220,7 @@ fn sqlstate(class: DuckClass, message: &str) -> PgSqlErrorCode {
         }
         Constraint => ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION,
         OutOfMemory => ERRCODE_OUT_OF_MEMORY,
+        Io if lower.contains("connect to") => ERRCODE_CONNECTION_FAILURE,
         Io => ERRCODE_IO_ERROR,
         Interrupt => ERRCODE_QUERY_CANCELED,
         Permission => ERRCODE_INSUFFICIENT_PRIVILEGE,

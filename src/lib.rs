@@ -6,16 +6,27 @@
 use pgrx::prelude::*;
 
 mod api;
+mod attach;
 mod engine;
 mod error;
 mod settings;
 
-::pgrx::pg_module_magic!(name, version);
+// (pgrx 0.18.1's bare `version` key fills in the name field; the version is spelled out.)
+::pgrx::pg_module_magic!(
+    name,
+    version = match std::ffi::CStr::from_bytes_with_nul(
+        concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes()
+    ) {
+        Ok(version) => version,
+        Err(_) => panic!("the crate version contains a NUL byte"),
+    }
+);
 
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     settings::init();
     api::scan::init();
+    attach::registry::init();
 }
 
 pgrx::extension_sql!(

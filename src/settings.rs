@@ -19,9 +19,29 @@ pub static DUCKDB_MAX_TEMP_DIRECTORY_SIZE: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c"1GB"));
 pub static DUCKDB_EXTENSION_DIRECTORY: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c""));
+pub static ATTACH_ROLE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c""));
+pub static ATTACH_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(10_000);
 
 /// Registers the settings; called from `_PG_init`.
 pub fn init() {
+    GucRegistry::define_string_guc(
+        c"llm_sql.attach_role",
+        c"Members of this role may attach remote servers (postgres, mysql); empty: superusers only.",
+        c"Attaching files needs pg_read_server_files (and pg_write_server_files for read-write) instead.",
+        &ATTACH_ROLE,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"llm_sql.attach_timeout",
+        c"How long llm_sql.attach (and re-attaching in a new session) waits for a server to answer.",
+        c"PostgreSQL sources get it as libpq connect_timeout (whole seconds, at least 2).",
+        &ATTACH_TIMEOUT_MS,
+        100,
+        600_000,
+        GucContext::Userset,
+        GucFlags::UNIT_MS,
+    );
     GucRegistry::define_string_guc(
         c"llm_sql.duckdb_memory_limit",
         c"Memory limit of each backend's DuckDB (e.g. 128MB, 4GB).",
@@ -67,6 +87,11 @@ pub fn init() {
     // SAFETY: called from _PG_init on the backend thread; reserves the prefix so that typos in
     // llm_sql.* names are errors instead of silent placeholders.
     unsafe { pgrx::pg_sys::MarkGUCPrefixReserved(c"llm_sql".as_ptr()) };
+}
+
+/// `llm_sql.attach_timeout`.
+pub fn attach_timeout() -> std::time::Duration {
+    std::time::Duration::from_millis(ATTACH_TIMEOUT_MS.get().max(1) as u64)
 }
 
 /// The value of a string setting, `None` when unset or empty.

@@ -14,13 +14,20 @@ fn port() -> u16 {
 
 pub const DATABASE: &str = "llm_sql_test";
 
-/// A superuser session (Unix socket, peer authentication mapped for root).
-pub fn superuser() -> Client {
-    postgres::Config::new()
+/// How a superuser connects (Unix socket, peer authentication mapped for root).
+pub fn superuser_config() -> postgres::Config {
+    let mut config = postgres::Config::new();
+    config
         .host("/tmp")
         .port(port())
         .user("postgres")
-        .dbname(DATABASE)
+        .dbname(DATABASE);
+    config
+}
+
+/// A superuser session.
+pub fn superuser() -> Client {
+    superuser_config()
         .connect(postgres::NoTls)
         .expect("connect as superuser")
 }

@@ -60,11 +60,7 @@ pub unsafe extern "C-unwind" fn llm_sql_query(fcinfo: pg_sys::FunctionCallInfo) 
     Datum::from(0)
 }
 
-#[unsafe(no_mangle)]
-pub extern "C" fn pg_finfo_llm_sql_query() -> &'static pg_sys::Pg_finfo_record {
-    const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
-    &V1
-}
+finfo_v1!(pg_finfo_llm_sql_query);
 
 /// `llm_sql.query_json(sql text) RETURNS SETOF jsonb`
 #[pg_guard]
@@ -75,11 +71,7 @@ pub unsafe extern "C-unwind" fn llm_sql_query_json(fcinfo: pg_sys::FunctionCallI
     Datum::from(0)
 }
 
-#[unsafe(no_mangle)]
-pub extern "C" fn pg_finfo_llm_sql_query_json() -> &'static pg_sys::Pg_finfo_record {
-    const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
-    &V1
-}
+finfo_v1!(pg_finfo_llm_sql_query_json);
 
 pgrx::extension_sql!(
     r#"

@@ -16,7 +16,7 @@ pub enum RowShape {
     Json {
         keys: Vec<String>,
         types: Vec<DuckType>,
-        jsonb: Converter,
+        jsonb: Box<Converter>,
         text: String,
         utf8: bool,
     },
@@ -83,7 +83,7 @@ impl RowShape {
             return Ok(RowShape::Json {
                 keys,
                 types: columns.iter().map(|c| c.duck.clone()).collect(),
-                jsonb: Converter::new(DuckType::Json, None, "value", 1)?,
+                jsonb: Box::new(Converter::new(DuckType::Json, None, "value", 1)?),
                 text: String::new(),
                 utf8,
             });

@@ -430,11 +430,7 @@ pub unsafe extern "C-unwind" fn llm_sql_query_support(_fcinfo: pg_sys::FunctionC
     Datum::from(0)
 }
 
-#[unsafe(no_mangle)]
-pub extern "C" fn pg_finfo_llm_sql_query_support() -> &'static pg_sys::Pg_finfo_record {
-    const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
-    &V1
-}
+finfo_v1!(pg_finfo_llm_sql_query_support);
 
 pgrx::extension_sql!(
     r#"

@@ -383,7 +383,7 @@ fn plan_cast(natural: PgType, target: PgType) -> Option<(Cast, bool)> {
     }
 }
 
-fn checked_text<'a>(bytes: &'a [u8]) -> Result<&'a str> {
+fn checked_text(bytes: &[u8]) -> Result<&str> {
     if bytes.contains(&0) {
         return Err(nul_byte_error());
     }
@@ -582,15 +582,21 @@ fn json_float(out: &mut String, f: f64) {
     }
 }
 
-/// Date/time values in JSON are written exactly as Postgres's `to_jsonb` writes them.
+/// Date/time values in JSON are written exactly as Postgres's `to_jsonb` writes them: ISO 8601
+/// for dates and timestamps, the type's output function for intervals.
 fn json_datetime(out: &mut String, value: Datum, type_oid: Oid) {
     let mut buf = [0 as c_char; pg_sys::MAXDATELEN as usize + 1];
-    // SAFETY: JsonEncodeDateTime writes a NUL-terminated string of at most MAXDATELEN bytes.
+    // SAFETY: JsonEncodeDateTime writes a NUL-terminated string of at most MAXDATELEN bytes;
+    // the output function returns a palloc'd C string.
     let text = unsafe {
-        pg_sys::JsonEncodeDateTime(buf.as_mut_ptr(), value, type_oid, std::ptr::null());
-        std::ffi::CStr::from_ptr(buf.as_ptr())
-            .to_string_lossy()
-            .into_owned()
+        let c = if type_oid == pg_sys::INTERVALOID {
+            let (mut out_fn, mut varlena) = (Oid::INVALID, false);
+            pg_sys::getTypeOutputInfo(type_oid, &mut out_fn, &mut varlena);
+            pg_sys::OidOutputFunctionCall(out_fn, value)
+        } else {
+            pg_sys::JsonEncodeDateTime(buf.as_mut_ptr(), value, type_oid, std::ptr::null())
+        };
+        std::ffi::CStr::from_ptr(c).to_string_lossy().into_owned()
     };
     json_string(out, &text);
 }
@@ -716,85 +722,22 @@ fn write_scalar_json(scalar: Scalar<'_>, out: &mut String, utf8_database: bool) 
             );
             json_string(out, &text);
         }
-        Scalar::Interval { .. } => {
-            let datum = scalar_datum(
-                scalar,
-                PgType {
-                    oid: pg_sys::INTERVALOID,
-                    typmod: -1,
-                },
-                None,
-                utf8_database,
-            )?;
-            // SAFETY: interval_out on a valid interval datum.
-            let text = unsafe {
-                let (mut out_fn, mut varlena) = (Oid::INVALID, false);
-                pg_sys::getTypeOutputInfo(pg_sys::INTERVALOID, &mut out_fn, &mut varlena);
-                std::ffi::CStr::from_ptr(pg_sys::OidOutputFunctionCall(out_fn, datum))
-                    .to_string_lossy()
-                    .into_owned()
+        Scalar::Interval { .. }
+        | Scalar::Date(_)
+        | Scalar::Time(_)
+        | Scalar::TimeTz { .. }
+        | Scalar::Timestamp(..)
+        | Scalar::TimestampTz(_) => {
+            let oid = match scalar {
+                Scalar::Interval { .. } => pg_sys::INTERVALOID,
+                Scalar::Date(_) => pg_sys::DATEOID,
+                Scalar::Time(_) => pg_sys::TIMEOID,
+                Scalar::TimeTz { .. } => pg_sys::TIMETZOID,
+                Scalar::Timestamp(..) => pg_sys::TIMESTAMPOID,
+                _ => pg_sys::TIMESTAMPTZOID,
             };
-            json_string(out, &text);
-        }
-        Scalar::Date(_) => {
-            let d = scalar_datum(
-                scalar,
-                PgType {
-                    oid: pg_sys::DATEOID,
-                    typmod: -1,
-                },
-                None,
-                utf8_database,
-            )?;
-            json_datetime(out, d, pg_sys::DATEOID);
-        }
-        Scalar::Time(_) => {
-            let d = scalar_datum(
-                scalar,
-                PgType {
-                    oid: pg_sys::TIMEOID,
-                    typmod: -1,
-                },
-                None,
-                utf8_database,
-            )?;
-            json_datetime(out, d, pg_sys::TIMEOID);
-        }
-        Scalar::TimeTz { .. } => {
-            let d = scalar_datum(
-                scalar,
-                PgType {
-                    oid: pg_sys::TIMETZOID,
-                    typmod: -1,
-                },
-                None,
-                utf8_database,
-            )?;
-            json_datetime(out, d, pg_sys::TIMETZOID);
-        }
-        Scalar::Timestamp(..) => {
-            let d = scalar_datum(
-                scalar,
-                PgType {
-                    oid: pg_sys::TIMESTAMPOID,
-                    typmod: -1,
-                },
-                None,
-                utf8_database,
-            )?;
-            json_datetime(out, d, pg_sys::TIMESTAMPOID);
-        }
-        Scalar::TimestampTz(_) => {
-            let d = scalar_datum(
-                scalar,
-                PgType {
-                    oid: pg_sys::TIMESTAMPTZOID,
-                    typmod: -1,
-                },
-                None,
-                utf8_database,
-            )?;
-            json_datetime(out, d, pg_sys::TIMESTAMPTZOID);
+            let datum = scalar_datum(scalar, PgType { oid, typmod: -1 }, None, utf8_database)?;
+            json_datetime(out, datum, oid);
         }
     }
     Ok(())

@@ -1,10 +1,11 @@
 //! The per-backend DuckDB.
 //!
 //! A backend opens its DuckDB on the first llm_sql call that needs it (never in the postmaster)
-//! and keeps it for the session. The instance is tied to the privilege level it was opened for
-//! ([`security::Profile`]): what the role may do with files is enforced by DuckDB's own settings,
-//! fixed at open. When the current role's level changes (SET ROLE, a SECURITY DEFINER function),
-//! the call runs in that level's own instance, so DuckDB state never leaks between levels.
+//! and keeps it for the session. The instance belongs to one role and to the privilege level it
+//! was opened for ([`security::Profile`]): what the role may do with files is enforced by
+//! DuckDB's own settings, fixed at open, and it carries only the attachments that role may use.
+//! When the current role changes (SET ROLE, a SECURITY DEFINER function), the call runs in that
+//! role's own instance, so DuckDB state never leaks between roles.
 
 pub mod convert;
 pub mod ffi;
@@ -14,11 +15,13 @@ pub mod security;
 pub mod types;
 
 use std::cell::{Cell, RefCell};
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::rc::Rc;
 
-use pgrx::pg_sys;
+use pgrx::pg_sys::{self, Oid};
 
+use crate::attach::{self, registry, Synced};
 use crate::error::{Error, Result};
 use crate::settings;
 use ffi::{Connection, Database};
@@ -29,27 +32,97 @@ pub struct Engine {
     conn: Connection,
     db: Database,
     pub profile: Profile,
+    /// The role this instance belongs to: its attachments are the ones this role may use.
+    pub user: Oid,
+    pub attached: RefCell<Vec<registry::Entry>>,
+    pub loaded_extensions: RefCell<HashSet<&'static str>>,
+    /// The registry generation the attachments were last synchronised with.
+    synced: Cell<u64>,
     /// True while a statement runs on `conn`; a nested call then uses its own connection.
     busy: Cell<bool>,
     temp_dir: PathBuf,
 }
 
 thread_local! {
-    /// The open instances of this backend, at most one per privilege level (normally one).
+    /// The open instances of this backend, one per role that used DuckDB (normally one).
     static ENGINES: RefCell<Vec<Rc<Engine>>> = const { RefCell::new(Vec::new()) };
 }
 
-/// The DuckDB instance for the current role, opened on first use.
-pub fn current() -> Result<Rc<Engine>> {
-    let profile = Profile::current();
-    if let Some(engine) =
-        ENGINES.with(|e| e.borrow().iter().find(|e| e.profile == profile).cloned())
-    {
-        return Ok(engine);
+fn current_user() -> Oid {
+    // SAFETY: reads the backend's current user id.
+    unsafe { pg_sys::GetUserId() }
+}
+
+/// The current role's instance if it is open.
+fn find(profile: Profile, user: Oid) -> Option<Rc<Engine>> {
+    ENGINES.with(|e| {
+        e.borrow()
+            .iter()
+            .find(|e| e.profile == profile && e.user == user)
+            .cloned()
+    })
+}
+
+/// Closes every instance when the backend exits, while the DuckDB extensions' code is still
+/// mapped: left to thread-local destructors at `exit()`, closing could run after the loaded
+/// extensions' own static destructors and abort the process.
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn close_at_exit(_code: i32, _arg: pg_sys::Datum) {
+    reset();
+}
+
+fn open_and_keep(profile: Profile, user: Oid) -> Result<Rc<Engine>> {
+    thread_local! {
+        static EXIT_HOOK: Cell<bool> = const { Cell::new(false) };
     }
-    let engine = Rc::new(Engine::open(profile)?);
+    if !EXIT_HOOK.with(|hook| hook.replace(true)) {
+        // SAFETY: registers a callback for this backend's proc_exit (not in the postmaster:
+        // engines never open there).
+        unsafe { pg_sys::on_proc_exit(Some(close_at_exit), pg_sys::Datum::from(0)) };
+    }
+    let engine = Rc::new(Engine::open(profile, user)?);
     ENGINES.with(|e| e.borrow_mut().push(Rc::clone(&engine)));
     Ok(engine)
+}
+
+/// The DuckDB instance for the current role, opened on first use, with the attachments the
+/// role may use now.
+pub fn current() -> Result<Rc<Engine>> {
+    let (profile, user) = (Profile::current(), current_user());
+    let Some(engine) = find(profile, user) else {
+        return open_and_keep(profile, user);
+    };
+    let generation = registry::generation();
+    if engine.busy.get() || engine.synced.get() == generation {
+        return Ok(engine);
+    }
+    match attach::sync(&engine, &engine.conn, false)? {
+        Synced::Done => {
+            engine.synced.set(generation);
+            Ok(engine)
+        }
+        Synced::NeedsReopen => {
+            discard(&engine);
+            drop(engine);
+            pgrx::notice!(
+                "llm_sql: this session's DuckDB was reopened to add an attachment (its DuckDB temporary tables were dropped)"
+            );
+            open_and_keep(profile, user)
+        }
+    }
+}
+
+/// Aliases attached in the current role's instance, without opening one.
+pub fn attached_aliases() -> Vec<String> {
+    find(Profile::current(), current_user())
+        .map(|e| {
+            e.attached
+                .borrow()
+                .iter()
+                .map(|a| a.alias.clone())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Drops every DuckDB instance of this backend; the next call opens a fresh one.
@@ -98,11 +171,52 @@ impl Drop for Session {
     }
 }
 
+/// `llm_sql.duckdb_extension_directory`, or `$libdir/llm_sql/duckdb_extensions`.
+fn extension_directory() -> String {
+    settings::string(&settings::DUCKDB_EXTENSION_DIRECTORY)
+        .unwrap_or_else(|| format!("{}/llm_sql/duckdb_extensions", settings::pkglib_dir()))
+}
+
+/// Opens an in-memory DuckDB with its worker threads' signals blocked (see `interrupt`).
+fn open_database(options: &[(&str, String)]) -> Result<Database> {
+    interrupt::with_signals_blocked(|| Database::open_in_memory(options)).map_err(|e| {
+        Error::from(e)
+            .with_hint("Check the llm_sql.duckdb_* settings (SHOW llm_sql.duckdb_memory_limit, …).")
+    })
+}
+
+/// A small throwaway DuckDB for llm_sql's own checks (testing a new attachment); user SQL never
+/// runs in it.
+pub struct Scratch {
+    conn: Connection,
+    _db: Database,
+}
+
+impl Scratch {
+    pub fn open() -> Result<Scratch> {
+        let extension_dir = extension_directory();
+        let mut options = vec![
+            ("threads", "1".to_string()),
+            ("memory_limit", "64MB".to_string()),
+            ("extension_directory", extension_dir.clone()),
+        ];
+        options.extend(security::duckdb_options(Profile::Superuser, &extension_dir));
+        let db = open_database(&options)?;
+        Ok(Scratch {
+            conn: db.connect()?,
+            _db: db,
+        })
+    }
+
+    pub fn conn(&self) -> &Connection {
+        &self.conn
+    }
+}
+
 impl Engine {
-    fn open(profile: Profile) -> Result<Engine> {
-        let temp_dir = backend_temp_dir(profile)?;
-        let extension_dir = settings::string(&settings::DUCKDB_EXTENSION_DIRECTORY)
-            .unwrap_or_else(|| format!("{}/llm_sql/duckdb_extensions", settings::pkglib_dir()));
+    fn open(profile: Profile, user: Oid) -> Result<Engine> {
+        let temp_dir = backend_temp_dir(profile, user)?;
+        let extension_dir = extension_directory();
         let mut options: Vec<(&str, String)> = vec![
             (
                 "memory_limit",
@@ -115,18 +229,10 @@ impl Engine {
                 settings::string(&settings::DUCKDB_MAX_TEMP_DIRECTORY_SIZE)
                     .unwrap_or_else(|| "1GB".into()),
             ),
-            ("extension_directory", extension_dir),
+            ("extension_directory", extension_dir.clone()),
         ];
-        options.extend(security::duckdb_options(profile));
-        // DuckDB starts its worker threads while opening: they inherit a fully blocked signal
-        // mask, so that Postgres's signal handlers only ever run on the backend thread.
-        let db = interrupt::with_signals_blocked(|| Database::open_in_memory(&options)).map_err(
-            |e| {
-                Error::from(e).with_hint(
-                    "Check the llm_sql.duckdb_* settings (SHOW llm_sql.duckdb_memory_limit, …).",
-                )
-            },
-        )?;
+        options.extend(security::duckdb_options(profile, &extension_dir));
+        let db = open_database(&options)?;
         let conn = db.connect()?;
         // TimeZone needs the (built-in) ICU extension, which loads only once the database is up.
         run_internal(
@@ -136,14 +242,22 @@ impl Engine {
                 session_timezone().replace('\'', "''")
             ),
         )?;
-        security::restrict(&conn, profile)?;
-        Ok(Engine {
+        let engine = Engine {
             conn,
             db,
             profile,
+            user,
+            attached: RefCell::new(Vec::new()),
+            loaded_extensions: RefCell::new(HashSet::new()),
+            synced: Cell::new(registry::generation()),
             busy: Cell::new(false),
             temp_dir,
-        })
+        };
+        // Attachments first: a restricted instance cannot load extensions or open DuckDB files
+        // once its file system is disabled.
+        attach::sync(&engine, &engine.conn, true)?;
+        security::restrict(&engine.conn, profile)?;
+        Ok(engine)
     }
 }
 
@@ -155,7 +269,7 @@ impl Drop for Engine {
 }
 
 /// Runs a statement of llm_sql's own (not user SQL) to completion.
-fn run_internal(conn: &Connection, sql: &str) -> Result<()> {
+pub fn run_internal(conn: &Connection, sql: &str) -> Result<()> {
     let statements = conn.extract(sql)?;
     for i in 0..statements.len() {
         statements.prepare(i)?.execute_streaming()?;
@@ -163,9 +277,29 @@ fn run_internal(conn: &Connection, sql: &str) -> Result<()> {
     Ok(())
 }
 
-/// `<temp base>/pgsql_tmp_llm_sql_<pid>_<profile>`: one directory per backend and instance. The
-/// `pgsql_tmp` prefix lets Postgres remove leftovers at restart when the default base is used.
-fn backend_temp_dir(profile: Profile) -> Result<PathBuf> {
+/// Runs a query of llm_sql's own and returns its first column as text.
+pub fn query_strings(conn: &Connection, sql: &str) -> Result<Vec<Option<String>>> {
+    let statements = conn.extract(sql)?;
+    let mut values = Vec::new();
+    for i in 0..statements.len() {
+        let mut result = statements.prepare(i)?.execute_streaming()?;
+        while let Some(chunk) = result.next_chunk()? {
+            let column = chunk.column(0);
+            for row in 0..chunk.len() {
+                values.push(column.is_valid(row).then(|| {
+                    // SAFETY: llm_sql's own queries return VARCHAR in their first column.
+                    String::from_utf8_lossy(unsafe { column.bytes(row) }).into_owned()
+                }));
+            }
+        }
+    }
+    Ok(values)
+}
+
+/// `<temp base>/pgsql_tmp_llm_sql_<pid>_<profile>_<role>`: one directory per backend and
+/// instance. The `pgsql_tmp` prefix lets Postgres remove leftovers at restart when the default
+/// base is used.
+fn backend_temp_dir(profile: Profile, user: Oid) -> Result<PathBuf> {
     let base = match settings::string(&settings::DUCKDB_TEMP_DIRECTORY) {
         Some(dir) => PathBuf::from(dir),
         None => {
@@ -188,7 +322,11 @@ fn backend_temp_dir(profile: Profile) -> Result<PathBuf> {
     })?;
     // SAFETY: MyProcPid is set at backend start.
     let pid = unsafe { pg_sys::MyProcPid };
-    Ok(base.join(format!("pgsql_tmp_llm_sql_{pid}_{}", profile.name())))
+    Ok(base.join(format!(
+        "pgsql_tmp_llm_sql_{pid}_{}_{}",
+        profile.name(),
+        u32::from(user)
+    )))
 }
 
 /// The session's TimeZone, so DuckDB's timestamptz functions agree with Postgres's.

@@ -89,6 +89,8 @@ fn run_to_end(session: &Session, prepared: &Prepared) -> Result<u64> {
 /// Parses `sql` into statements on the session's connection.
 fn parse<'s>(session: &'s Session, sql: &str) -> Result<Statements<'s>> {
     check_sql_text(sql)?;
+    let catalogs = security::check_functions(session.conn(), session.engine.profile, sql)?;
+    crate::attach::check_references(&catalogs)?;
     let statements = call(session, || session.conn().extract(sql))?;
     if statements.len() == 0 {
         return Err(Error::new(

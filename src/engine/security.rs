@@ -61,10 +61,16 @@ impl Profile {
 }
 
 /// DuckDB settings applied when the instance opens, before any user SQL runs.
-pub fn duckdb_options(profile: Profile) -> Vec<(&'static str, String)> {
+pub fn duckdb_options(profile: Profile, extension_dir: &str) -> Vec<(&'static str, String)> {
     let mut options = vec![
-        // Never download anything: extensions come only from llm_sql's extension directory.
+        // Never download anything: extensions come only from llm_sql's extension directory,
+        // which is also the only repository INSTALL (superusers only) may install from.
         ("autoinstall_known_extensions", "false".to_string()),
+        ("custom_extension_repository", extension_dir.to_string()),
+        (
+            "autoinstall_extension_repository",
+            extension_dir.to_string(),
+        ),
         ("allow_community_extensions", "false".to_string()),
         ("allow_unsigned_extensions", "false".to_string()),
         // Secrets would be written, unencrypted, under the postgres OS user's home.
@@ -152,5 +158,131 @@ pub fn check_statement(profile: Profile, statement_type: ffi::duckdb_statement_t
         ))
         .with_detail("Only superusers may change DuckDB settings, load extensions or attach databases directly.")
         .with_hint("Attach databases with llm_sql.attach(); ask a superuser to change llm_sql.duckdb_* settings.")),
+    }
+}
+
+/// Functions that reach files or servers on their own (the scanner extensions' `sqlite_scan`,
+/// `postgres_scan`, `postgres_query`, `mysql_execute`, …) or run SQL built at run time, where
+/// no check can see it. Attached databases are read by alias instead.
+fn denied_function(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    ["sqlite_", "postgres_", "mysql_"]
+        .iter()
+        .any(|prefix| name.starts_with(prefix))
+        || matches!(name.as_str(), "query" | "json_execute_serialized_sql")
+}
+
+/// The values of `key` anywhere in DuckDB's serialized syntax tree.
+fn values_of(node: &serde_json::Value, key: &str, out: &mut Vec<String>) {
+    match node {
+        serde_json::Value::Object(map) => {
+            if let Some(serde_json::Value::String(value)) = map.get(key) {
+                out.push(value.clone());
+            }
+            map.values().for_each(|v| values_of(v, key, out));
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|v| values_of(v, key, out)),
+        _ => {}
+    }
+}
+
+/// Names written as calls (`name (`, comments allowed before the parenthesis) anywhere in the
+/// text, string literals included: a conservative scan for statements DuckDB cannot serialize.
+fn called_names(sql: &str) -> Vec<String> {
+    let text = sql.to_ascii_lowercase().replace('"', "");
+    let bytes = text.as_bytes();
+    let is_ident = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    let mut names = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if !is_ident(bytes[i]) || (i > 0 && is_ident(bytes[i - 1])) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < bytes.len() && is_ident(bytes[i]) {
+            i += 1;
+        }
+        let mut j = i;
+        loop {
+            while j < bytes.len() && bytes[j].is_ascii_whitespace() {
+                j += 1;
+            }
+            if text[j..].starts_with("/*") {
+                j = text[j + 2..]
+                    .find("*/")
+                    .map_or(bytes.len(), |k| j + 2 + k + 2);
+            } else if text[j..].starts_with("--") {
+                j = text[j..].find('\n').map_or(bytes.len(), |k| j + k);
+            } else {
+                break;
+            }
+        }
+        if j < bytes.len() && bytes[j] == b'(' {
+            names.push(text[start..i].to_string());
+        }
+    }
+    names
+}
+
+/// Refuses, for non-superusers, SQL that calls a [`denied_function`]. SELECT statements are
+/// checked on DuckDB's own syntax tree (`json_serialize_sql`); other statements, which DuckDB
+/// cannot serialize, by a conservative scan of the text. Returns the catalog and schema names
+/// the SELECTs read tables from (empty for superusers), so that the caller can name an
+/// attachment the role may not use.
+pub fn check_functions(conn: &Connection, profile: Profile, sql: &str) -> Result<Vec<String>> {
+    if profile == Profile::Superuser {
+        return Ok(Vec::new());
+    }
+    let serialized = super::query_strings(
+        conn,
+        &format!("SELECT json_serialize_sql('{}')", sql.replace('\'', "''")),
+    )?;
+    let tree = serialized
+        .first()
+        .and_then(|v| v.as_deref())
+        .and_then(|json| serde_json::from_str::<serde_json::Value>(json).ok())
+        .filter(|tree| tree["error"] == serde_json::Value::Bool(false));
+    let (mut names, mut catalogs) = (Vec::new(), Vec::new());
+    match tree {
+        Some(tree) => {
+            values_of(&tree, "function_name", &mut names);
+            values_of(&tree, "catalog_name", &mut catalogs);
+            values_of(&tree, "schema_name", &mut catalogs);
+        }
+        None => names = called_names(sql),
+    }
+    match names.into_iter().find(|n| denied_function(n)) {
+        None => Ok(catalogs),
+        Some(name) => Err(Error::permission_denied(format!(
+            "permission denied for DuckDB function {name} through llm_sql"
+        ))
+        .with_detail(
+            "It reaches files, servers or dynamic SQL directly, around llm_sql's attachment and file rules; only superusers may call it.",
+        )
+        .with_hint("Attach databases with llm_sql.attach() and query them by alias.")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_calls_in_text() {
+        assert_eq!(
+            called_names("INSERT INTO t SELECT * FROM \"SQLite_Scan\" /* x */ ('a', 'b')"),
+            vec!["sqlite_scan"]
+        );
+        assert_eq!(
+            called_names("create macro m() as table from query --c\n (x)"),
+            // (Conservative: a name in a comment counts too.)
+            vec!["m", "query", "c"]
+        );
+        assert!(called_names("INSERT INTO postgres_stuff SELECT query FROM t").is_empty());
+        assert!(denied_function("POSTGRES_SCAN"));
+        assert!(denied_function("mysql_query"));
+        assert!(!denied_function("query_table"));
+        assert!(!denied_function("read_csv"));
     }
 }

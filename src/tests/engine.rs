@@ -195,6 +195,27 @@ mod tests {
     }
 
     #[pg_test]
+    fn superuser_install_only_uses_the_local_extension_repository() {
+        // An extension that is not shipped with llm_sql: INSTALL must look only in the local
+        // directory (no download attempt, which would hang or name a URL here).
+        let got = outcome("SELECT llm_sql.execute('INSTALL httpfs')");
+        assert!(
+            got.contains("Failed to install local extension \"httpfs\""),
+            "{got}"
+        );
+        assert!(
+            !got.contains("http://") && !got.contains("https://"),
+            "{got}"
+        );
+        // Shipped extensions load from there.
+        Spi::run("SELECT llm_sql.execute('LOAD sqlite')").unwrap();
+        let loaded = Spi::get_one::<bool>(
+            "SELECT (j->>'loaded')::bool FROM llm_sql.query_json($$SELECT loaded FROM duckdb_extensions() WHERE extension_name = 'sqlite_scanner'$$) AS j",
+        );
+        assert_eq!(loaded, Ok(Some(true)));
+    }
+
+    #[pg_test]
     fn settings_follow_gucs_after_reset() {
         Spi::run("SET llm_sql.duckdb_memory_limit = '300MB'").unwrap();
         Spi::run("SET llm_sql.duckdb_threads = 3").unwrap();

@@ -2,6 +2,7 @@
 //! PostgreSQL 18 backend with pgvector and llm_sql installed, against the real embedded DuckDB.
 //! Tests that need several sessions, login roles or outside servers live in `pg_test/`.
 
+mod attach;
 mod backend;
 mod engine;
 mod scan;
@@ -13,8 +14,22 @@ use pgrx::prelude::*;
 /// Runs `sql` in a subtransaction and returns "ok" or "<SQLSTATE>: <message> [DETAIL: …]
 /// [HINT: …]", so a test can check an error and then keep using the same backend.
 pub fn outcome(sql: &str) -> String {
+    // Created once per session, so that it also works after SET ROLE.
+    let exists =
+        Spi::get_one::<bool>("SELECT to_regprocedure('pg_temp.outcome(text)') IS NOT NULL")
+            .unwrap()
+            .unwrap_or(false);
+    if !exists {
+        create_outcome_function();
+    }
+    Spi::get_one_with_args::<String>("SELECT pg_temp.outcome($1)", &[sql.into()])
+        .unwrap()
+        .unwrap()
+}
+
+fn create_outcome_function() {
     Spi::run(
-        "CREATE OR REPLACE FUNCTION pg_temp.outcome(q text) RETURNS text LANGUAGE plpgsql AS $f$
+        "CREATE FUNCTION pg_temp.outcome(q text) RETURNS text LANGUAGE plpgsql AS $f$
          DECLARE detail text; hint text;
          BEGIN EXECUTE q; RETURN 'ok';
          EXCEPTION WHEN others THEN
@@ -24,7 +39,4 @@ pub fn outcome(sql: &str) -> String {
          END $f$",
     )
     .unwrap();
-    Spi::get_one_with_args::<String>("SELECT pg_temp.outcome($1)", &[sql.into()])
-        .unwrap()
-        .unwrap()
 }

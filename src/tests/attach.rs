@@ -1,0 +1,429 @@
+//! Attachments inside one backend: SQLite and DuckDB files, every bad input, who may attach
+//! and use what, and the functions that would reach around attachments. (Remote servers,
+//! passwords and persistence across sessions are tested in pg_test/tests/attachments.rs.)
+
+#[pgrx::pg_schema]
+mod tests {
+    use crate::tests::outcome;
+    use pgrx::prelude::*;
+
+    /// A path under /tmp unique to this test backend.
+    fn temp_path(name: &str) -> String {
+        format!("/tmp/llm_sql_attach_{}_{name}", std::process::id())
+    }
+
+    /// Writes a SQLite file with table `t(id, name)` of `rows` rows, as the superuser.
+    fn sqlite_file(name: &str, rows: i64) -> String {
+        let path = temp_path(name);
+        let _ = std::fs::remove_file(&path);
+        let quoted = path.replace('\'', "''");
+        Spi::run(&format!(
+            "SELECT llm_sql.execute($d$LOAD sqlite; ATTACH '{quoted}' AS mk (TYPE sqlite);
+             CREATE TABLE mk.t AS SELECT range AS id, 'n' || range AS name FROM range({rows});
+             DETACH mk$d$)"
+        ))
+        .unwrap();
+        path
+    }
+
+    fn attach(alias: &str, dsn: &str, extra: &str) -> String {
+        outcome(&format!(
+            "SELECT llm_sql.attach({}, {}{extra})",
+            literal(alias),
+            literal(dsn)
+        ))
+    }
+
+    fn literal(text: &str) -> String {
+        format!("'{}'", text.replace('\'', "''"))
+    }
+
+    fn count(duck_sql: &str) -> Result<Option<i64>, pgrx::spi::Error> {
+        Spi::get_one::<i64>(&format!(
+            "SELECT n FROM llm_sql.query($d${duck_sql}$d$) AS t(n bigint)"
+        ))
+    }
+
+    fn aliases() -> Vec<String> {
+        Spi::get_one::<Vec<String>>(
+            "SELECT coalesce(array_agg(alias ORDER BY alias), '{}') FROM llm_sql.attachments()",
+        )
+        .unwrap()
+        .unwrap()
+    }
+
+    fn as_role(role: &str, grants: &str) {
+        Spi::run(&format!("CREATE ROLE {role} {grants}")).unwrap();
+        Spi::run(&format!("SET ROLE {role}")).unwrap();
+    }
+
+    #[pg_test]
+    fn attaches_queries_and_detaches_a_sqlite_file() {
+        let path = sqlite_file("crm.sqlite", 800);
+        let reply = Spi::get_one::<pgrx::JsonB>(&format!(
+            "SELECT llm_sql.attach('crm', {})",
+            literal(&path)
+        ))
+        .unwrap()
+        .unwrap()
+        .0;
+        assert_eq!(reply["status"], "attached");
+        assert_eq!(reply["alias"], "crm");
+        assert_eq!(reply["type"], "sqlite");
+        assert_eq!(count("SELECT count(*) FROM crm.t"), Ok(Some(800)));
+        assert_eq!(
+            count("SELECT count(*) FROM crm.main.t WHERE id < 10"),
+            Ok(Some(10))
+        );
+        let row = Spi::get_three::<String, bool, bool>(
+            "SELECT type, read_only, attached_in_session FROM llm_sql.attachments() WHERE alias = 'crm'",
+        )
+        .unwrap();
+        assert_eq!(row, (Some("sqlite".into()), Some(true), Some(true)));
+        // Read-only by default: DuckDB refuses writes.
+        let got = outcome("SELECT llm_sql.execute('INSERT INTO crm.t VALUES (1, ''x'')')");
+        assert!(
+            got.contains("read-only") || got.contains("read only"),
+            "{got}"
+        );
+
+        assert_eq!(
+            Spi::get_one::<bool>("SELECT llm_sql.detach('crm')"),
+            Ok(Some(true))
+        );
+        assert!(aliases().is_empty());
+        let got = outcome("SELECT * FROM llm_sql.query_json('SELECT count(*) FROM crm.t')");
+        assert!(
+            got.starts_with("42P01") || got.starts_with("3F000"),
+            "{got}"
+        );
+        assert!(outcome("SELECT llm_sql.detach('crm')").starts_with("42704"));
+        assert_eq!(
+            Spi::get_one::<bool>("SELECT llm_sql.detach('crm', if_exists => true)"),
+            Ok(Some(false))
+        );
+    }
+
+    #[pg_test]
+    fn attaches_a_duckdb_file_read_write_and_infers_types() {
+        let path = temp_path("warehouse.duckdb");
+        let _ = std::fs::remove_file(&path);
+        Spi::run(&format!(
+            "SELECT llm_sql.execute($d$ATTACH '{path}' AS mk; CREATE TABLE mk.sales AS SELECT range AS id FROM range(42); DETACH mk$d$)"
+        ))
+        .unwrap();
+        assert_eq!(attach("wh", &path, ", read_only => false"), "ok");
+        assert_eq!(count("SELECT count(*) FROM wh.sales"), Ok(Some(42)));
+        Spi::run("SELECT llm_sql.execute('INSERT INTO wh.sales VALUES (100)')").unwrap();
+        assert_eq!(count("SELECT count(*) FROM wh.sales"), Ok(Some(43)));
+        assert_eq!(
+            Spi::get_one::<String>("SELECT type FROM llm_sql.attachments() WHERE alias = 'wh'"),
+            Ok(Some("duckdb".into()))
+        );
+        Spi::run("SELECT llm_sql.detach('wh')").unwrap();
+    }
+
+    #[pg_test]
+    fn every_bad_input_is_a_clear_error_and_leaves_nothing_behind() {
+        let good = sqlite_file("good.sqlite", 3);
+        let corrupt = temp_path("corrupt.sqlite");
+        std::fs::write(&corrupt, "this is not a SQLite database ".repeat(200)).unwrap();
+        let directory = temp_path("dir.sqlite");
+        let _ = std::fs::create_dir(&directory);
+        assert_eq!(attach("dup", &good, ""), "ok");
+        let cases: Vec<(String, &str)> = vec![
+            (
+                format!("SELECT llm_sql.attach(NULL, {})", literal(&good)),
+                "22004",
+            ),
+            ("SELECT llm_sql.attach('a', NULL)".into(), "22004"),
+            (
+                format!(
+                    "SELECT llm_sql.attach('a', {}, read_only => NULL)",
+                    literal(&good)
+                ),
+                "22004",
+            ),
+            ("SELECT llm_sql.attach('a', '   ')".into(), "22023"),
+            (
+                format!("SELECT llm_sql.attach('', {})", literal(&good)),
+                "42602",
+            ),
+            (
+                format!("SELECT llm_sql.attach('Crm', {})", literal(&good)),
+                "42602",
+            ),
+            (
+                format!("SELECT llm_sql.attach('1crm', {})", literal(&good)),
+                "42602",
+            ),
+            (
+                format!("SELECT llm_sql.attach('a-b', {})", literal(&good)),
+                "42602",
+            ),
+            (
+                format!(
+                    "SELECT llm_sql.attach('{}', {})",
+                    "a".repeat(64),
+                    literal(&good)
+                ),
+                "42602",
+            ),
+            (
+                format!(
+                    "SELECT llm_sql.attach('x''); COPY t TO ''/tmp/x''; --', {})",
+                    literal(&good)
+                ),
+                "42602",
+            ),
+            (
+                format!("SELECT llm_sql.attach('memory', {})", literal(&good)),
+                "42602",
+            ),
+            (
+                format!("SELECT llm_sql.attach('pg', {})", literal(&good)),
+                "42602",
+            ),
+            (
+                format!("SELECT llm_sql.attach('pg_stuff', {})", literal(&good)),
+                "42602",
+            ),
+            (
+                format!("SELECT llm_sql.attach('llm_sql', {})", literal(&good)),
+                "42602",
+            ),
+            (
+                format!(
+                    "SELECT llm_sql.attach('information_schema', {})",
+                    literal(&good)
+                ),
+                "42602",
+            ),
+            (
+                format!("SELECT llm_sql.attach('select', {})", literal(&good)),
+                "42602",
+            ),
+            (
+                format!("SELECT llm_sql.attach('table', {})", literal(&good)),
+                "42602",
+            ),
+            (
+                format!("SELECT llm_sql.attach('dup', {})", literal(&good)),
+                "42710",
+            ),
+            (
+                format!(
+                    "SELECT llm_sql.attach('a', {}, type => 'oracle')",
+                    literal(&good)
+                ),
+                "22023",
+            ),
+            (
+                "SELECT llm_sql.attach('a', '/tmp/data.csv')".into(),
+                "22023",
+            ),
+            (
+                format!(
+                    "SELECT llm_sql.attach('a', {})",
+                    literal(&temp_path("missing.sqlite"))
+                ),
+                "58P01",
+            ),
+            (
+                format!("SELECT llm_sql.attach('a', {})", literal(&directory)),
+                "42809",
+            ),
+            (
+                format!("SELECT llm_sql.attach('a', {})", literal(&corrupt)),
+                "",
+            ),
+            (
+                "SELECT llm_sql.attach('a', 'host=127.0.0.1 port=1 dbname=nothing')".into(),
+                "08006",
+            ),
+        ];
+        for (sql, state) in cases {
+            let got = outcome(&sql);
+            assert_ne!(got, "ok", "{sql} should fail");
+            assert!(
+                got.starts_with(state),
+                "{sql}\n  expected {state}, got: {got}"
+            );
+            assert_eq!(
+                aliases(),
+                vec!["dup".to_string()],
+                "{sql} left something behind"
+            );
+        }
+        // The corrupt file's error says what is wrong with it.
+        let got = outcome(&format!(
+            "SELECT llm_sql.attach('a', {})",
+            literal(&corrupt)
+        ));
+        assert!(got.contains("not a database"), "{got}");
+        // The attachment that was there still works.
+        assert_eq!(count("SELECT count(*) FROM dup.t"), Ok(Some(3)));
+    }
+
+    #[pg_test]
+    fn dsn_and_alias_cannot_inject_into_duckdb() {
+        let marker = temp_path("pwned.csv");
+        let _ = std::fs::remove_file(&marker);
+        let hostile = format!("/tmp/x.sqlite'); COPY (SELECT 1) TO '{marker}'; --");
+        let got = attach("evil", &hostile, ", type => 'sqlite'");
+        assert!(got.starts_with("58P01"), "{got}");
+        let hostile = format!("/tmp/x.sqlite' AS y; COPY (SELECT 1) TO '{marker}'; --.sqlite");
+        let got = attach("evil", &hostile, "");
+        assert!(got.starts_with("58P01"), "{got}");
+        let got = attach(
+            "postgres",
+            &format!("host=127.0.0.1 port=1 dbname='x'' (TYPE sqlite); COPY (SELECT 1) TO ''{marker}''; --'"),
+            "",
+        );
+        // Refused as unparseable libpq syntax or by the server: either way, no statement ran.
+        assert!(
+            got.starts_with("22023") || got.starts_with("08006"),
+            "{got}"
+        );
+        let got = attach(
+            "postgres",
+            &format!(
+                r"host=127.0.0.1 port=1 dbname='x\' (TYPE sqlite); COPY (SELECT 1) TO \'{marker}\'; --'"
+            ),
+            "",
+        );
+        assert!(got.starts_with("08006"), "{got}");
+        assert!(
+            !std::path::Path::new(&marker).exists(),
+            "a hostile DSN ran a statement"
+        );
+        // A real file whose name has quotes, semicolons and comment marks attaches fine.
+        let odd = sqlite_file("it's; -- odd.sqlite", 7);
+        assert_eq!(attach("odd", &odd, ""), "ok");
+        assert_eq!(count("SELECT count(*) FROM odd.t"), Ok(Some(7)));
+        assert_eq!(
+            Spi::get_one::<String>("SELECT dsn FROM llm_sql.attachments() WHERE alias = 'odd'"),
+            Ok(Some(odd))
+        );
+    }
+
+    #[pg_test]
+    fn attaching_files_needs_the_server_file_roles() {
+        let path = sqlite_file("roles.sqlite", 5);
+        as_role("attach_nobody", "");
+        let got = attach("f1", &path, "");
+        assert!(
+            got.starts_with("42501") && got.contains("pg_read_server_files"),
+            "{got}"
+        );
+        Spi::run("RESET ROLE").unwrap();
+        as_role("attach_reader", "IN ROLE pg_read_server_files");
+        assert_eq!(attach("f2", &path, ""), "ok");
+        assert_eq!(count("SELECT count(*) FROM f2.t"), Ok(Some(5)));
+        let got = attach("f3", &path, ", read_only => false");
+        assert!(
+            got.starts_with("42501") && got.contains("pg_write_server_files"),
+            "{got}"
+        );
+    }
+
+    #[pg_test]
+    fn attaching_servers_needs_superuser_or_attach_role() {
+        Spi::run("CREATE ROLE federators").unwrap();
+        as_role("attach_analyst", "IN ROLE federators");
+        let dsn = "postgresql://u:secret@127.0.0.1:1/db";
+        let got = attach("r1", dsn, "");
+        assert!(
+            got.starts_with("42501") && got.contains("attach_role"),
+            "{got}"
+        );
+        assert!(!got.contains("secret"), "{got}");
+        Spi::run("RESET ROLE").unwrap();
+        Spi::run("SET llm_sql.attach_role = 'federators'").unwrap();
+        Spi::run("SET ROLE attach_analyst").unwrap();
+        // Past the permission check, the connection itself is tried (and refused here).
+        let got = attach("r1", dsn, "");
+        assert!(got.starts_with("08006"), "{got}");
+        assert!(!got.contains("secret"), "the password leaked: {got}");
+        // Non-superusers cannot change the setting.
+        assert!(outcome("SET llm_sql.attach_role = ''").starts_with("42501"));
+    }
+
+    #[pg_test]
+    fn only_owner_superusers_and_grantees_use_an_attachment() {
+        let path = sqlite_file("acl.sqlite", 4);
+        Spi::run("CREATE ROLE acl_owner IN ROLE pg_read_server_files").unwrap();
+        Spi::run("CREATE ROLE acl_friend").unwrap();
+        Spi::run("CREATE ROLE acl_stranger").unwrap();
+        Spi::run("SET ROLE acl_owner").unwrap();
+        assert_eq!(attach("acl", &path, ""), "ok");
+        assert_eq!(count("SELECT count(*) FROM acl.t"), Ok(Some(4)));
+
+        Spi::run("SET ROLE acl_stranger").unwrap();
+        assert!(aliases().is_empty(), "a stranger sees the attachment");
+        let got = outcome("SELECT * FROM llm_sql.query_json('SELECT count(*) FROM acl.t')");
+        assert!(
+            got.starts_with("42501") && got.contains("attachment \"acl\""),
+            "{got}"
+        );
+        let got = outcome("SELECT * FROM llm_sql.query_json('SELECT count(*) FROM acl.main.t')");
+        assert!(got.starts_with("42501"), "{got}");
+        assert!(outcome("SELECT llm_sql.detach('acl')").starts_with("42501"));
+        assert!(
+            outcome("SELECT llm_sql.grant_attachment('acl', 'acl_stranger')").starts_with("42501")
+        );
+
+        Spi::run("SET ROLE acl_owner").unwrap();
+        Spi::run("SELECT llm_sql.grant_attachment('acl', 'acl_friend')").unwrap();
+        Spi::run("SET ROLE acl_friend").unwrap();
+        assert_eq!(aliases(), vec!["acl".to_string()]);
+        assert_eq!(count("SELECT count(*) FROM acl.t"), Ok(Some(4)));
+        // A grantee may use it, not drop or re-grant it.
+        assert!(outcome("SELECT llm_sql.detach('acl')").starts_with("42501"));
+        assert!(
+            outcome("SELECT llm_sql.grant_attachment('acl', 'acl_stranger')").starts_with("42501")
+        );
+
+        Spi::run("RESET ROLE").unwrap();
+        Spi::run("SELECT llm_sql.revoke_attachment('acl', 'acl_friend')").unwrap();
+        Spi::run("SET ROLE acl_friend").unwrap();
+        assert!(aliases().is_empty());
+        let got = outcome("SELECT * FROM llm_sql.query_json('SELECT count(*) FROM acl.t')");
+        assert!(got.starts_with("42501"), "{got}");
+    }
+
+    #[pg_test]
+    fn functions_that_reach_around_attachments_are_refused() {
+        let path = sqlite_file("gate.sqlite", 2);
+        assert_eq!(attach("gate", &path, ""), "ok");
+        Spi::run("CREATE ROLE gate_user").unwrap();
+        Spi::run("SELECT llm_sql.grant_attachment('gate', 'gate_user')").unwrap();
+        Spi::run("SET ROLE gate_user").unwrap();
+        // The grantee's DuckDB has the sqlite extension loaded, for `gate`.
+        assert_eq!(count("SELECT count(*) FROM gate.t"), Ok(Some(2)));
+        for sql in [
+            format!("SELECT * FROM llm_sql.query_json($d$SELECT * FROM sqlite_scan('{path}', 't')$d$)"),
+            format!("SELECT * FROM llm_sql.query_json($d$SELECT * FROM \"SQLite_Scan\" ('{path}', 't')$d$)"),
+            format!("SELECT * FROM llm_sql.query_json($d$SELECT * FROM system.main.sqlite_scan('{path}', 't')$d$)"),
+            format!("SELECT * FROM llm_sql.query_json($d$SELECT * FROM query('SELECT * FROM sqlite_' || 'scan(''{path}'', ''t'')')$d$)"),
+            format!("SELECT llm_sql.execute($d$CREATE TABLE copy AS SELECT * FROM sqlite_scan /* x */ ('{path}', 't')$d$)"),
+            format!("SELECT llm_sql.execute($d$CREATE MACRO m() AS TABLE SELECT * FROM sqlite_scan('{path}', 't')$d$)"),
+            "SELECT * FROM llm_sql.query_json($d$SELECT * FROM postgres_scan('host=127.0.0.1 dbname=postgres', 'public', 'x')$d$)".to_string(),
+            "SELECT * FROM llm_sql.query_json($d$SELECT * FROM postgres_query('gate', 'SELECT 1')$d$)".to_string(),
+        ] {
+            let got = outcome(&sql);
+            assert!(got.starts_with("42501"), "{sql}\n  expected permission denied, got: {got}");
+        }
+        // Names that merely look alike are fine.
+        assert_eq!(
+            count("SELECT count(*) FROM (SELECT 'sqlite_scan(' AS query) AS postgres_stuff"),
+            Ok(Some(1))
+        );
+        // Superusers may call them.
+        Spi::run("RESET ROLE").unwrap();
+        assert_eq!(
+            count(&format!("SELECT count(*) FROM sqlite_scan('{path}', 't')")),
+            Ok(Some(2))
+        );
+    }
+}
