@@ -6,7 +6,7 @@ use pgrx::datum::TimestampWithTimeZone;
 use pgrx::prelude::*;
 use pgrx::JsonB;
 
-use super::query::required;
+use super::query::{create_view_impl, quote_ident, required};
 use crate::attach::{self, dsn};
 use crate::error::{Error, OrReport, Result};
 
@@ -79,6 +79,55 @@ fn attachments_internal() -> TableIterator<
         })
         .collect::<Vec<_>>();
     TableIterator::new(rows)
+}
+
+/// Makes every table and view of an attachment a Postgres view in `into_schema` (default: the
+/// alias), typed from DuckDB's schema, so that any driver can query it without a column list.
+/// A name found in several schemas of the source is imported as `<schema>_<name>`.
+#[pg_extern(volatile, parallel_unsafe)]
+fn import_schema(
+    alias: Option<&str>,
+    into_schema: default!(Option<&str>, "NULL"),
+    or_replace: default!(Option<bool>, false),
+) -> i32 {
+    let run = || -> Result<i32> {
+        let alias = required(alias, "alias")?;
+        let or_replace = required(or_replace, "or_replace")?;
+        let tables = attach::tables_to_import(alias)?;
+        let schema = into_schema.unwrap_or(alias);
+        Spi::run(&format!(
+            "CREATE SCHEMA IF NOT EXISTS {}",
+            quote_ident(schema)
+        ))
+        .map_err(|e| Error::permission_denied(format!("cannot create schema \"{schema}\": {e}")))?;
+        let mut imported = 0;
+        for (source_schema, table) in &tables {
+            let shared = tables.iter().filter(|(_, t)| t == table).count() > 1;
+            let name = if shared {
+                format!("{source_schema}_{table}")
+            } else {
+                table.clone()
+            };
+            let duck_sql = format!(
+                "SELECT * FROM \"{alias}\".{}.{}",
+                duck_ident(source_schema),
+                duck_ident(table)
+            );
+            create_view_impl(
+                Some(&format!("{}.{}", quote_ident(schema), quote_ident(&name))),
+                Some(&duck_sql),
+                Some(or_replace),
+            )?;
+            imported += 1;
+        }
+        Ok(imported)
+    };
+    run().or_report()
+}
+
+/// A DuckDB identifier, double-quoted.
+fn duck_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 fn role_oid(role: Option<&str>) -> Result<pgrx::pg_sys::Oid> {

@@ -99,7 +99,7 @@ fn create_view(
     create_view_impl(name, sql, or_replace).or_report()
 }
 
-fn create_view_impl(
+pub fn create_view_impl(
     name: Option<&str>,
     sql: Option<&str>,
     or_replace: Option<bool>,
@@ -145,7 +145,7 @@ fn create_view_impl(
     .ok_or_else(|| Error::internal("the view was not created"))
 }
 
-fn quote_ident(name: &str) -> String {
+pub fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 

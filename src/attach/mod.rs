@@ -523,3 +523,52 @@ pub fn sync(engine: &Engine, conn: &Connection, opening: bool) -> Result<Synced>
     }
     Ok(Synced::Done)
 }
+
+/// Schemas of attached servers that hold their system catalogs, not user tables.
+const SYSTEM_SCHEMAS: &str =
+    "'information_schema', 'pg_catalog', 'pg_toast', 'mysql', 'performance_schema', 'sys'";
+
+/// For `llm_sql.import_schema`: the attachment's tables and views as (schema, name), system
+/// schemas left out. Only its owner (or a superuser) may import it.
+pub fn tables_to_import(alias: &str) -> Result<Vec<(String, String)>> {
+    let entry = usable(alias)?;
+    if !entry.managed_by(current_user()) {
+        return Err(Error::permission_denied(format!(
+            "must be owner of attachment \"{alias}\" to import it"
+        ))
+        .with_hint("Its owner can import it and GRANT SELECT on the imported relations."));
+    }
+    let session = engine::Session::open()?;
+    if !session
+        .engine
+        .attached
+        .borrow()
+        .iter()
+        .any(|e| e.alias == alias)
+    {
+        return Err(Error::new(
+            PgSqlErrorCode::ERRCODE_CONNECTION_FAILURE,
+            format!("attachment \"{alias}\" is not available in this session"),
+        )
+        .with_hint("The WARNING when this session's DuckDB opened says why; llm_sql.detach() and llm_sql.attach() it again."));
+    }
+    let rows = engine::query_strings(
+        session.conn(),
+        &format!(
+            "SELECT schema_name || chr(31) || table_name FROM duckdb_tables() \
+               WHERE database_name = '{alias}' AND schema_name NOT IN ({SYSTEM_SCHEMAS}) \
+             UNION \
+             SELECT schema_name || chr(31) || view_name FROM duckdb_views() \
+               WHERE database_name = '{alias}' AND NOT internal AND schema_name NOT IN ({SYSTEM_SCHEMAS}) \
+             ORDER BY 1"
+        ),
+    )?;
+    Ok(rows
+        .into_iter()
+        .flatten()
+        .filter_map(|row| {
+            row.split_once('\u{1f}')
+                .map(|(s, t)| (s.to_string(), t.to_string()))
+        })
+        .collect())
+}

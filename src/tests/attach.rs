@@ -426,4 +426,65 @@ mod tests {
             Ok(Some(2))
         );
     }
+
+    #[pg_test]
+    fn import_schema_makes_postgres_views_that_follow_the_attachment_rules() {
+        let path = sqlite_file("imp.sqlite", 20);
+        assert_eq!(attach("imp", &path, ""), "ok");
+        assert_eq!(
+            Spi::get_one::<i32>("SELECT llm_sql.import_schema('imp')"),
+            Ok(Some(1))
+        );
+        // A relation in the catalog, with mapped types, queryable with no column list.
+        let types = Spi::get_one::<String>(
+            "SELECT string_agg(attname || ' ' || format_type(atttypid, atttypmod), ', ' ORDER BY attnum) \
+             FROM pg_attribute WHERE attrelid = 'imp.t'::regclass AND attnum > 0",
+        );
+        assert_eq!(types, Ok(Some("id bigint, name text".into())));
+        assert_eq!(
+            Spi::get_one::<String>("SELECT name FROM imp.t WHERE id = 7"),
+            Ok(Some("n7".into()))
+        );
+        assert_eq!(
+            Spi::get_one::<i64>("SELECT count(*) FROM imp.t"),
+            Ok(Some(20))
+        );
+        // Again: the relation exists; or_replace replaces it; another schema works too.
+        assert!(outcome("SELECT llm_sql.import_schema('imp')").starts_with("42P07"));
+        assert_eq!(
+            Spi::get_one::<i32>("SELECT llm_sql.import_schema('imp', or_replace => true)"),
+            Ok(Some(1))
+        );
+        assert_eq!(
+            Spi::get_one::<i32>("SELECT llm_sql.import_schema('imp', into_schema => 'imp_copy')"),
+            Ok(Some(1))
+        );
+        assert!(outcome("SELECT llm_sql.import_schema('nope')").starts_with("42704"));
+        assert!(outcome("SELECT llm_sql.import_schema(NULL)").starts_with("22004"));
+
+        // Ordinary GRANTs on the relation, plus the attachment rule.
+        Spi::run("CREATE ROLE imp_reader").unwrap();
+        Spi::run("GRANT USAGE ON SCHEMA imp TO imp_reader").unwrap();
+        Spi::run("SET ROLE imp_reader").unwrap();
+        assert!(outcome("SELECT * FROM imp.t").starts_with("42501"));
+        assert!(
+            outcome("SELECT llm_sql.import_schema('imp', into_schema => 'mine')")
+                .starts_with("42501")
+        );
+        Spi::run("RESET ROLE").unwrap();
+        Spi::run("GRANT SELECT ON imp.t TO imp_reader").unwrap();
+        Spi::run("SET ROLE imp_reader").unwrap();
+        let got = outcome("SELECT * FROM imp.t");
+        assert!(
+            got.starts_with("42501") && got.contains("attachment"),
+            "{got}"
+        );
+        Spi::run("RESET ROLE").unwrap();
+        Spi::run("SELECT llm_sql.grant_attachment('imp', 'imp_reader')").unwrap();
+        Spi::run("SET ROLE imp_reader").unwrap();
+        assert_eq!(
+            Spi::get_one::<i64>("SELECT count(*) FROM imp.t WHERE id < 5"),
+            Ok(Some(5))
+        );
+    }
 }
