@@ -9,6 +9,7 @@ mod api;
 mod attach;
 mod engine;
 mod error;
+mod local;
 mod settings;
 
 // (pgrx 0.18.1's bare `version` key fills in the name field; the version is spelled out.)

@@ -358,3 +358,59 @@ fn grants_reach_sessions_that_are_already_running() {
     assert_eq!(sqlstate(&error), "42501", "{}", describe(&error));
     cleanup(&mut su, &["shared"]);
 }
+
+/// The seed scenario: local `users` (1000, half active), MySQL `orders` (1500, some dated after
+/// 2024-01-01), SQLite `cache` (800): the three-way join returns exactly 750 rows.
+#[test]
+fn seed_scenario_joins_postgres_mysql_and_sqlite_in_one_query() {
+    let mut su = superuser();
+    cleanup(&mut su, &["seed_shop", "seed_cache"]);
+    su.batch_execute(
+        "DROP TABLE IF EXISTS users;
+         CREATE TABLE users AS SELECT g AS user_id, g <= 500 AS active, 'user ' || g AS name
+           FROM generate_series(1, 1000) g;",
+    )
+    .unwrap();
+    attach(
+        &mut su,
+        "seed_shop",
+        &mysql_dsn(MYSQL_PASSWORD),
+        ", read_only => false",
+    )
+    .unwrap();
+    su.batch_execute(
+        "SELECT llm_sql.execute($d$DROP TABLE IF EXISTS seed_shop.orders;
+           CREATE TABLE seed_shop.orders AS
+             SELECT o AS order_id, ((o - 1) % 1000) + 1 AS user_id,
+                    CASE WHEN o <= 1250 THEN DATE '2024-03-01' ELSE DATE '2023-03-01' END AS date,
+                    o * 1.5 AS amount
+             FROM range(1, 1501) t(o)$d$)",
+    )
+    .unwrap();
+    let cache = format!("/tmp/llm_sql_pg_test_{}_cache.sqlite", std::process::id());
+    let _ = std::fs::remove_file(&cache);
+    su.batch_execute(&format!(
+        "SELECT llm_sql.execute($d$LOAD sqlite; ATTACH '{cache}' AS mk (TYPE sqlite);
+         CREATE TABLE mk.cache AS SELECT u AS user_id, 'blob ' || u AS payload FROM range(1, 801) t(u);
+         DETACH mk$d$)"
+    ))
+    .unwrap();
+    attach(&mut su, "seed_cache", &cache, "").unwrap();
+
+    let row = su
+        .query_one(
+            "SELECT n, checksum FROM llm_sql.query($$
+               SELECT count(*) AS n, sum(o.order_id) AS checksum
+               FROM pg.public.users u
+               JOIN seed_shop.orders o USING (user_id)
+               JOIN seed_cache.main.cache c USING (user_id)
+               WHERE u.active = true AND o.date > DATE '2024-01-01'$$) AS t(n bigint, checksum bigint)",
+            &[],
+        )
+        .unwrap();
+    let (n, checksum): (i64, i64) = (row.get(0), row.get(1));
+    assert_eq!(n, 750);
+    // sum(1..500) + sum(1001..1250)
+    assert_eq!(checksum, 125_250 + 281_375);
+    cleanup(&mut su, &["seed_shop", "seed_cache"]);
+}

@@ -141,6 +141,11 @@ impl InterruptTarget {
 }
 
 impl Connection {
+    /// The raw handle, for registering functions.
+    pub fn raw(&self) -> ffi::duckdb_connection {
+        self.raw
+    }
+
     pub fn interrupt_target(&self) -> InterruptTarget {
         InterruptTarget(self.raw)
     }

@@ -32,7 +32,7 @@ struct Watcher {
 static WATCHER: OnceLock<Arc<Watcher>> = OnceLock::new();
 
 /// True when Postgres wants the current statement (or the backend) to stop.
-fn cancel_requested() -> bool {
+pub fn cancel_requested() -> bool {
     // SAFETY: plain reads of volatile sig_atomic_t flags that signal handlers set.
     unsafe {
         std::ptr::read_volatile(std::ptr::addr_of!(pg_sys::QueryCancelPending)) != 0

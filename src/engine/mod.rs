@@ -140,6 +140,9 @@ pub fn discard(engine: &Engine) {
 
 /// A connection of the role's DuckDB to run one statement on, held while its rows are read.
 pub struct Session {
+    /// The current statement reads local tables (catalog `pg`): DuckDB calls then run on a
+    /// helper thread while the backend thread serves the rows.
+    pub serving_local_scans: Cell<bool>,
     /// Set when the primary connection was busy (a nested call, e.g. a second llm_sql.query in
     /// the same SQL statement while the first one still streams); dropped before `engine`.
     extra: Option<Connection>,
@@ -155,7 +158,11 @@ impl Session {
         } else {
             None
         };
-        Ok(Session { extra, engine })
+        Ok(Session {
+            serving_local_scans: Cell::new(false),
+            extra,
+            engine,
+        })
     }
 
     pub fn conn(&self) -> &Connection {
@@ -255,6 +262,7 @@ impl Engine {
         };
         // Attachments first: a restricted instance cannot load extensions or open DuckDB files
         // once its file system is disabled.
+        crate::local::install(&engine.conn)?;
         attach::sync(&engine, &engine.conn, true)?;
         security::restrict(&engine.conn, profile)?;
         Ok(engine)

@@ -9,6 +9,7 @@ use super::interrupt::interruptible;
 use super::types::DuckType;
 use super::{security, Session};
 use crate::error::{DuckClass, Error, Result};
+use crate::local::LocalScans;
 
 /// Name and type of a result column.
 pub struct Column {
@@ -42,7 +43,13 @@ fn check_sql_text(sql: &str) -> Result<()> {
 /// Postgres error. If Postgres itself asked for the interrupt (cancel, statement_timeout,
 /// terminate) it raises its own error here, as it would anywhere else.
 fn call<T>(session: &Session, f: impl FnOnce() -> Result<T, DuckError>) -> Result<T> {
-    interruptible(session.conn().interrupt_target(), f).map_err(|error| {
+    let target = session.conn().interrupt_target();
+    let outcome = if session.serving_local_scans.get() {
+        crate::local::scan::serve_while(target, f)
+    } else {
+        interruptible(target, f)
+    };
+    outcome.map_err(|error| {
         pgrx::check_for_interrupts!();
         if DuckClass::of(&error) == DuckClass::Fatal {
             super::discard(&session.engine);
@@ -86,11 +93,14 @@ fn run_to_end(session: &Session, prepared: &Prepared) -> Result<u64> {
     Ok(0)
 }
 
-/// Parses `sql` into statements on the session's connection.
-fn parse<'s>(session: &'s Session, sql: &str) -> Result<Statements<'s>> {
+/// Parses `sql` into statements on the session's connection, after the checks, and sets up
+/// the statement's reads of the local database (kept until the statement ends).
+fn parse<'s>(session: &'s Session, sql: &str) -> Result<(Statements<'s>, LocalScans)> {
     check_sql_text(sql)?;
     let catalogs = security::check_functions(session.conn(), session.engine.profile, sql)?;
     crate::attach::check_references(&catalogs)?;
+    let local = crate::local::prepare(session.conn(), sql)?;
+    session.serving_local_scans.set(!local.is_empty());
     let statements = call(session, || session.conn().extract(sql))?;
     if statements.len() == 0 {
         return Err(Error::new(
@@ -98,7 +108,7 @@ fn parse<'s>(session: &'s Session, sql: &str) -> Result<Statements<'s>> {
             "the DuckDB SQL text has no statement",
         ));
     }
-    Ok(statements)
+    Ok((statements, local))
 }
 
 /// The rows of a query, read one DuckDB chunk (up to 2048 rows) at a time.
@@ -106,6 +116,9 @@ fn parse<'s>(session: &'s Session, sql: &str) -> Result<Statements<'s>> {
 /// Field order is drop order: the chunk before the result, the result before its statement,
 /// and everything before the session that owns the connection.
 pub struct RowStream {
+    /// Released first: DuckDB threads still waiting for local rows give up before the result
+    /// is destroyed.
+    _local: LocalScans,
     /// Vectors of `chunk`; their lifetime is really that of `chunk` (see `next_chunk`).
     vectors: Vec<Vector<'static>>,
     /// Rows in `chunk` (asked once per chunk, not once per row).
@@ -121,15 +134,15 @@ impl RowStream {
     /// Runs every statement of `sql` but the last to completion, and starts the last one.
     pub fn open(sql: &str) -> Result<RowStream> {
         let session = Session::open()?;
-        let (prepared, result) = {
-            let statements = parse(&session, sql)?;
+        let (prepared, result, local) = {
+            let (statements, local) = parse(&session, sql)?;
             let last = statements.len() - 1;
             for index in 0..last {
                 run_to_end(&session, &prepare_checked(&session, &statements, index)?)?;
             }
             let prepared = prepare_checked(&session, &statements, last)?;
             let result = call(&session, || prepared.execute_streaming())?;
-            (prepared, result)
+            (prepared, result, local)
         };
         let columns = (0..result.column_count())
             .map(|i| Column {
@@ -138,6 +151,7 @@ impl RowStream {
             })
             .collect();
         Ok(RowStream {
+            _local: local,
             vectors: Vec::new(),
             len: 0,
             chunk: None,
@@ -187,7 +201,7 @@ impl RowStream {
 /// Runs every statement of `sql` and returns the number of rows they changed.
 pub fn execute(sql: &str) -> Result<u64> {
     let session = Session::open()?;
-    let statements = parse(&session, sql)?;
+    let (statements, _local) = parse(&session, sql)?;
     let mut changed = 0u64;
     for index in 0..statements.len() {
         let prepared = prepare_checked(&session, &statements, index)?;
@@ -199,7 +213,7 @@ pub fn execute(sql: &str) -> Result<u64> {
 /// The result columns of `sql` (a single statement), without running it.
 pub fn describe(sql: &str) -> Result<Vec<Column>> {
     let session = Session::open()?;
-    let statements = parse(&session, sql)?;
+    let (statements, _local) = parse(&session, sql)?;
     if statements.len() != 1 {
         return Err(Error::invalid_parameter(format!(
             "expected a single DuckDB query, got {} statements",

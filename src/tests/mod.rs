@@ -5,6 +5,7 @@
 mod attach;
 mod backend;
 mod engine;
+mod local;
 mod scan;
 mod security;
 mod types;

@@ -1,0 +1,250 @@
+//! The local PostgreSQL database inside DuckDB, as catalog `pg`.
+//!
+//! `SELECT … FROM pg.public.orders o JOIN crm.main.customers c USING (customer_id)` in
+//! `llm_sql.query` reads `public.orders` through SPI, on the backend thread, as the calling role:
+//! Postgres checks its privileges (column privileges included) and applies row-level security,
+//! and the scan sees the transaction's own earlier writes (it uses the statement's snapshot).
+//!
+//! Before a statement runs, the `pg.<schema>.<table>` names it mentions (found in DuckDB's own
+//! syntax tree) are resolved in Postgres, and a DuckDB view of that name is (re)created over
+//! the `llm_sql_pg_scan(<token>)` table function with the relation's current columns. The
+//! function runs on DuckDB's threads, which never call Postgres: they ask the backend thread
+//! for batches of rows ([`scan`]), and the backend thread serves those requests while it waits
+//! for DuckDB. Only projected columns are fetched; filters are applied by DuckDB.
+
+pub mod scan;
+
+use pgrx::pg_sys::{self, Oid};
+use pgrx::prelude::*;
+use pgrx::PgSqlErrorCode;
+
+use crate::engine::ffi::Connection;
+use crate::engine::{query_strings, run_internal};
+use crate::error::{Error, Result};
+use scan::{ColumnSpec, ScanSpec, Transport};
+
+/// The catalog name of the local database inside DuckDB.
+pub const CATALOG: &str = "pg";
+
+/// Sets up a new DuckDB instance: the `pg` catalog and the scan function.
+pub fn install(conn: &Connection) -> Result<()> {
+    run_internal(conn, &format!("ATTACH ':memory:' AS {CATALOG}"))?;
+    scan::register(conn)
+}
+
+/// `(schema, table)` of every table the statement reads from catalog `pg`; `schema` is `None`
+/// for the two-part form `pg.table` (resolved with Postgres's search_path).
+fn referenced(conn: &Connection, sql: &str) -> Result<Vec<(Option<String>, String)>> {
+    if !sql.to_ascii_lowercase().contains(CATALOG) {
+        return Ok(Vec::new());
+    }
+    let tree = query_strings(
+        conn,
+        &format!("SELECT json_serialize_sql('{}')", sql.replace('\'', "''")),
+    )?;
+    let Some(tree) = tree
+        .first()
+        .and_then(|t| t.as_deref())
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(t).ok())
+        .filter(|t| t["error"] == serde_json::Value::Bool(false))
+    else {
+        // Not a SELECT (DuckDB cannot serialize other statements): no `pg` tables for it.
+        return Ok(Vec::new());
+    };
+    let mut found = Vec::new();
+    collect_tables(&tree, &mut found);
+    found.sort();
+    found.dedup();
+    Ok(found)
+}
+
+fn collect_tables(node: &serde_json::Value, out: &mut Vec<(Option<String>, String)>) {
+    match node {
+        serde_json::Value::Object(map) => {
+            if map.get("type").and_then(|t| t.as_str()) == Some("BASE_TABLE") {
+                let text = |key: &str| map.get(key).and_then(|v| v.as_str()).unwrap_or("");
+                let (catalog, schema, table) = (
+                    text("catalog_name"),
+                    text("schema_name"),
+                    text("table_name"),
+                );
+                if catalog == CATALOG {
+                    out.push((Some(schema.to_string()), table.to_string()));
+                } else if catalog.is_empty() && schema == CATALOG {
+                    out.push((None, table.to_string()));
+                }
+            }
+            map.values().for_each(|v| collect_tables(v, out));
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|v| collect_tables(v, out)),
+        _ => {}
+    }
+}
+
+/// The scans a statement set up; released when the statement ends.
+#[derive(Default)]
+pub struct LocalScans {
+    tokens: Vec<u64>,
+}
+
+impl LocalScans {
+    pub fn is_empty(&self) -> bool {
+        self.tokens.is_empty()
+    }
+}
+
+impl Drop for LocalScans {
+    fn drop(&mut self) {
+        scan::release(&self.tokens);
+    }
+}
+
+/// Resolves the statement's `pg` tables and (re)creates their DuckDB views.
+pub fn prepare(conn: &Connection, sql: &str) -> Result<LocalScans> {
+    let mut scans = LocalScans::default();
+    for (schema, table) in referenced(conn, sql)? {
+        let spec = resolve(schema.as_deref(), &table)?;
+        let view_schema = schema.unwrap_or_else(|| "main".to_string());
+        let select_list: Vec<String> = spec
+            .columns
+            .iter()
+            .map(|c| {
+                let column = duck_ident(&c.name);
+                format!("{} AS {column}", c.view_expr.replace("$c", &column))
+            })
+            .collect();
+        let token = scan::add(spec);
+        scans.tokens.push(token);
+        run_internal(
+            conn,
+            &format!(
+                "CREATE SCHEMA IF NOT EXISTS {CATALOG}.{schema}; \
+                 CREATE OR REPLACE VIEW {CATALOG}.{schema}.{table} AS SELECT {list} FROM llm_sql_pg_scan({token})",
+                schema = duck_ident(&view_schema),
+                table = duck_ident(&table),
+                list = if select_list.is_empty() {
+                    "*".to_string()
+                } else {
+                    select_list.join(", ")
+                },
+            ),
+        )?;
+    }
+    Ok(scans)
+}
+
+fn duck_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+fn pg_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Looks the relation up as the current role would (search_path for `pg.table`).
+fn resolve(schema: Option<&str>, table: &str) -> Result<ScanSpec> {
+    let name = match schema {
+        Some(schema) => format!("{}.{}", pg_ident(schema), pg_ident(table)),
+        None => pg_ident(table),
+    };
+    let shown = match schema {
+        Some(schema) => format!("{CATALOG}.{schema}.{table}"),
+        None => format!("{CATALOG}.{table}"),
+    };
+    let relid =
+        Spi::get_one_with_args::<Oid>("SELECT to_regclass($1)::oid", &[name.as_str().into()])
+            .map_err(|e| Error::internal(e.to_string()))?
+            .ok_or_else(|| {
+                Error::new(
+                    PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE,
+                    format!("relation \"{shown}\" does not exist"),
+                )
+                .with_hint("In DuckDB, the local database is catalog pg: pg.<schema>.<table>.")
+            })?;
+    let columns = Spi::connect(|client| {
+        let rows = client.select(
+            "SELECT attname::text, atttypid, atttypmod FROM pg_catalog.pg_attribute \
+             WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
+            None,
+            &[relid.into()],
+        )?;
+        let mut columns = Vec::new();
+        for row in rows {
+            let name: String = row.get(1)?.unwrap_or_default();
+            let type_oid: Oid = row.get(2)?.unwrap_or(Oid::INVALID);
+            let typmod: i32 = row.get(3)?.unwrap_or(-1);
+            columns.push(column_spec(name, type_oid, typmod));
+        }
+        Ok::<_, pgrx::spi::Error>(columns)
+    })
+    .map_err(|e| Error::internal(e.to_string()))?;
+    Ok(ScanSpec::new(name, columns))
+}
+
+/// How a column travels: the Postgres expression fetched, the type DuckDB receives, and the
+/// DuckDB expression (over `$c`) the view exposes. Types without an exact binary match travel
+/// as text in a form that does not depend on DateStyle and friends.
+fn column_spec(name: String, type_oid: Oid, typmod: i32) -> ColumnSpec {
+    let q = pg_ident(&name);
+    let (fetch, transport, view): (String, Transport, &str) = match type_oid {
+        pg_sys::BOOLOID => (q, Transport::Bool, "$c"),
+        pg_sys::INT2OID => (q, Transport::I16, "$c"),
+        pg_sys::INT4OID => (q, Transport::I32, "$c"),
+        pg_sys::INT8OID => (q, Transport::I64, "$c"),
+        pg_sys::OIDOID => (format!("{q}::int8"), Transport::I64, "$c"),
+        pg_sys::FLOAT4OID => (q, Transport::F32, "$c"),
+        pg_sys::FLOAT8OID => (q, Transport::F64, "$c"),
+        pg_sys::TEXTOID | pg_sys::VARCHAROID | pg_sys::BPCHAROID | pg_sys::NAMEOID => {
+            (format!("{q}::text"), Transport::Text, "$c")
+        }
+        pg_sys::NUMERICOID => {
+            let view = if typmod >= 4 {
+                let precision = ((typmod - 4) >> 16) & 0xffff;
+                let scale = (typmod - 4) & 0xffff;
+                if precision <= 38 {
+                    return ColumnSpec {
+                        name,
+                        fetch: format!("{q}::text"),
+                        transport: Transport::Text,
+                        view_expr: format!("CAST($c AS DECIMAL({precision}, {scale}))"),
+                    };
+                }
+                "CAST($c AS DOUBLE)"
+            } else {
+                "CAST($c AS DOUBLE)"
+            };
+            (format!("{q}::text"), Transport::Text, view)
+        }
+        pg_sys::DATEOID => (
+            format!("({q} - DATE '1970-01-01')"),
+            Transport::I32,
+            "(DATE '1970-01-01' + $c)",
+        ),
+        pg_sys::TIMESTAMPOID => (
+            format!("(extract(epoch FROM {q}) * 1000000)::int8"),
+            Transport::I64,
+            "make_timestamp($c)",
+        ),
+        pg_sys::TIMESTAMPTZOID => (
+            format!("(extract(epoch FROM {q}) * 1000000)::int8"),
+            Transport::I64,
+            "(make_timestamp($c) AT TIME ZONE 'UTC')",
+        ),
+        pg_sys::UUIDOID => (format!("{q}::text"), Transport::Text, "CAST($c AS UUID)"),
+        pg_sys::JSONOID | pg_sys::JSONBOID => {
+            (format!("{q}::text"), Transport::Text, "CAST($c AS JSON)")
+        }
+        pg_sys::BYTEAOID => (
+            format!("encode({q}, 'base64')"),
+            Transport::Text,
+            "from_base64($c)",
+        ),
+        _ => (format!("{q}::text"), Transport::Text, "$c"),
+    };
+    ColumnSpec {
+        name,
+        fetch,
+        transport,
+        view_expr: view.to_string(),
+    }
+}

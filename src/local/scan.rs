@@ -1,0 +1,638 @@
+//! `llm_sql_pg_scan(token)`: a DuckDB table function whose rows come from a Postgres relation.
+//!
+//! Two sides, two threads:
+//! * DuckDB's side ([`scan_function`] and friends) runs on whatever thread DuckDB picks. It never
+//!   calls Postgres: it sends a [`Request`] to the backend thread and waits for a [`Batch`].
+//! * The backend side ([`serve_while`]) runs a blocking DuckDB call on a helper thread and, until
+//!   it returns, serves requests with SPI (a cursor per scan, as the current role), watches for
+//!   cancel requests, and catches every Postgres error: the error goes back to DuckDB as a
+//!   failed scan and is raised again, unchanged, once DuckDB has returned.
+//!
+//! No panic crosses the C boundary: each callback catches unwinding and reports an error.
+
+use std::collections::HashMap;
+use std::ffi::{c_void, CString};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use duckdb::ffi;
+use pgrx::pg_sys::panic::CaughtError;
+use pgrx::pg_sys::PgTryBuilder;
+use pgrx::prelude::*;
+
+use crate::engine::ffi::{Connection, InterruptTarget};
+use crate::engine::interrupt::{cancel_requested, with_signals_blocked};
+use crate::error::{Error, Result};
+
+/// Rows per batch: one DuckDB vector.
+const BATCH_ROWS: usize = 2048;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    Bool,
+    I16,
+    I32,
+    I64,
+    F32,
+    F64,
+    Text,
+}
+
+impl Transport {
+    fn duck_type(self) -> ffi::duckdb_type {
+        match self {
+            Transport::Bool => ffi::DUCKDB_TYPE_DUCKDB_TYPE_BOOLEAN,
+            Transport::I16 => ffi::DUCKDB_TYPE_DUCKDB_TYPE_SMALLINT,
+            Transport::I32 => ffi::DUCKDB_TYPE_DUCKDB_TYPE_INTEGER,
+            Transport::I64 => ffi::DUCKDB_TYPE_DUCKDB_TYPE_BIGINT,
+            Transport::F32 => ffi::DUCKDB_TYPE_DUCKDB_TYPE_FLOAT,
+            Transport::F64 => ffi::DUCKDB_TYPE_DUCKDB_TYPE_DOUBLE,
+            Transport::Text => ffi::DUCKDB_TYPE_DUCKDB_TYPE_VARCHAR,
+        }
+    }
+}
+
+pub struct ColumnSpec {
+    pub name: String,
+    /// Postgres expression fetched for this column.
+    pub fetch: String,
+    pub transport: Transport,
+    /// DuckDB expression over `$c` that the `pg` view shows.
+    pub view_expr: String,
+}
+
+/// What one `pg.<schema>.<table>` reference of a statement reads.
+pub struct ScanSpec {
+    /// The relation, quoted for Postgres.
+    relation: String,
+    pub columns: Vec<ColumnSpec>,
+    /// Set when the statement ends: DuckDB threads still waiting give up.
+    released: AtomicBool,
+}
+
+impl ScanSpec {
+    pub fn new(relation: String, columns: Vec<ColumnSpec>) -> ScanSpec {
+        ScanSpec {
+            relation,
+            columns,
+            released: AtomicBool::new(false),
+        }
+    }
+}
+
+/// Specs by token, for the bind callback (which may run on a DuckDB thread).
+fn specs() -> &'static Mutex<HashMap<u64, Arc<ScanSpec>>> {
+    static SPECS: OnceLock<Mutex<HashMap<u64, Arc<ScanSpec>>>> = OnceLock::new();
+    SPECS.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+static NEXT_TOKEN: AtomicU64 = AtomicU64::new(1);
+
+pub fn add(spec: ScanSpec) -> u64 {
+    let token = NEXT_TOKEN.fetch_add(1, Ordering::Relaxed);
+    if let Ok(mut map) = specs().lock() {
+        map.insert(token, Arc::new(spec));
+    }
+    token
+}
+
+/// Ends the scans of a finished statement (backend thread): waiting DuckDB threads give up,
+/// and their Postgres cursors are closed.
+pub fn release(tokens: &[u64]) {
+    let Ok(mut map) = specs().lock() else { return };
+    for token in tokens {
+        if let Some(spec) = map.remove(token) {
+            spec.released.store(true, Ordering::SeqCst);
+        }
+    }
+    drop(map);
+    close_cursors(tokens);
+}
+
+/// One running scan (DuckDB's init data): the spec, the projected columns, its cursor.
+struct ScanState {
+    token: u64,
+    spec: Arc<ScanSpec>,
+    /// Projected column indexes into `spec.columns`; `None` for DuckDB's row id.
+    projection: Vec<Option<usize>>,
+    id: u64,
+    finished: AtomicBool,
+}
+
+/// A column of a batch, ready to be copied into a DuckDB vector.
+enum Values {
+    Bool(Vec<Option<bool>>),
+    I16(Vec<Option<i16>>),
+    I32(Vec<Option<i32>>),
+    I64(Vec<Option<i64>>),
+    F32(Vec<Option<f32>>),
+    F64(Vec<Option<f64>>),
+    Text(Vec<Option<String>>),
+    /// DuckDB asked for the row id: row numbers.
+    RowId,
+}
+
+struct Batch {
+    len: usize,
+    first_row: u64,
+    columns: Vec<Values>,
+}
+
+struct Request {
+    state: Arc<ScanState>,
+    reply: SyncSender<std::result::Result<Batch, String>>,
+}
+
+enum Message {
+    Scan(Request),
+    /// The helper thread of call `n` has finished.
+    Done(u64),
+}
+
+/// The request channel: DuckDB threads hold senders, the backend thread the receiver. (First
+/// called on the backend thread, when an instance registers the scan function.)
+fn requests() -> &'static Mutex<Sender<Message>> {
+    static REQUESTS: OnceLock<Mutex<Sender<Message>>> = OnceLock::new();
+    REQUESTS.get_or_init(|| {
+        let (tx, rx) = mpsc::channel();
+        RECEIVER.with(|r| *r.borrow_mut() = Some(rx));
+        Mutex::new(tx)
+    })
+}
+
+thread_local! {
+    static RECEIVER: std::cell::RefCell<Option<Receiver<Message>>> = const { std::cell::RefCell::new(None) };
+    /// Open cursors by token, closed when the statement ends.
+    static CURSORS: std::cell::RefCell<HashMap<u64, Vec<String>>> = std::cell::RefCell::new(HashMap::new());
+}
+
+static NEXT_SCAN: AtomicU64 = AtomicU64::new(1);
+static NEXT_CALL: AtomicU64 = AtomicU64::new(1);
+
+// ---------------------------------------------------------------------------------------------
+// DuckDB's side.
+
+/// Registers `llm_sql_pg_scan(BIGINT)` on a new DuckDB instance.
+pub fn register(conn: &Connection) -> Result<()> {
+    requests();
+    // SAFETY: builds and registers a table function with valid callbacks; the function object
+    // is destroyed after registration (DuckDB keeps its own copy).
+    unsafe {
+        let mut function = ffi::duckdb_create_table_function();
+        ffi::duckdb_table_function_set_name(function, c"llm_sql_pg_scan".as_ptr());
+        let mut bigint = ffi::duckdb_create_logical_type(ffi::DUCKDB_TYPE_DUCKDB_TYPE_BIGINT);
+        ffi::duckdb_table_function_add_parameter(function, bigint);
+        ffi::duckdb_destroy_logical_type(&mut bigint);
+        ffi::duckdb_table_function_set_bind(function, Some(bind));
+        ffi::duckdb_table_function_set_init(function, Some(init));
+        ffi::duckdb_table_function_set_function(function, Some(scan_function));
+        ffi::duckdb_table_function_supports_projection_pushdown(function, true);
+        let state = ffi::duckdb_register_table_function(conn.raw(), function);
+        ffi::duckdb_destroy_table_function(&mut function);
+        if state != ffi::DuckDBSuccess {
+            return Err(Error::internal(
+                "could not register llm_sql_pg_scan in DuckDB",
+            ));
+        }
+    }
+    Ok(())
+}
+
+unsafe extern "C" fn drop_arc<T>(data: *mut c_void) {
+    // SAFETY: `data` came from Arc::into_raw of the same type.
+    drop(unsafe { Arc::from_raw(data as *const T) });
+}
+
+fn c_message(message: &str) -> CString {
+    CString::new(message.replace('\0', " ")).unwrap_or_default()
+}
+
+unsafe extern "C" fn bind(info: ffi::duckdb_bind_info) {
+    let result = catch_unwind(AssertUnwindSafe(|| -> std::result::Result<(), String> {
+        // SAFETY: parameter 0 is the BIGINT token.
+        let token = unsafe {
+            let mut value = ffi::duckdb_bind_get_parameter(info, 0);
+            let token = ffi::duckdb_get_int64(value);
+            ffi::duckdb_destroy_value(&mut value);
+            token as u64
+        };
+        let spec = specs()
+            .lock()
+            .ok()
+            .and_then(|map| map.get(&token).cloned())
+            .ok_or_else(|| {
+                "this llm_sql_pg_scan has expired: read local tables as pg.<schema>.<table> in the statement itself".to_string()
+            })?;
+        for column in &spec.columns {
+            let name = c_message(&column.name);
+            // SAFETY: a fresh logical type, destroyed after DuckDB copied it.
+            unsafe {
+                let mut t = ffi::duckdb_create_logical_type(column.transport.duck_type());
+                ffi::duckdb_bind_add_result_column(info, name.as_ptr(), t);
+                ffi::duckdb_destroy_logical_type(&mut t);
+            }
+        }
+        let raw = Arc::into_raw(Arc::new((token, spec))) as *mut c_void;
+        // SAFETY: DuckDB owns the bind data and frees it with drop_arc.
+        unsafe {
+            ffi::duckdb_bind_set_bind_data(info, raw, Some(drop_arc::<(u64, Arc<ScanSpec>)>))
+        };
+        Ok(())
+    }));
+    let error = match result {
+        Ok(Ok(())) => return,
+        Ok(Err(message)) => message,
+        Err(_) => "llm_sql_pg_scan: internal error while binding".to_string(),
+    };
+    let message = c_message(&error);
+    // SAFETY: reports the error to DuckDB, which copies the message.
+    unsafe { ffi::duckdb_bind_set_error(info, message.as_ptr()) };
+}
+
+unsafe extern "C" fn init(info: ffi::duckdb_init_info) {
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: the bind data set in `bind`.
+        let (token, spec) = unsafe {
+            let raw = ffi::duckdb_init_get_bind_data(info) as *const (u64, Arc<ScanSpec>);
+            ((*raw).0, Arc::clone(&(*raw).1))
+        };
+        // SAFETY: plain reads of the projection DuckDB asks for.
+        let projection = unsafe {
+            (0..ffi::duckdb_init_get_column_count(info))
+                .map(|i| {
+                    let index = ffi::duckdb_init_get_column_index(info, i) as usize;
+                    (index < spec.columns.len()).then_some(index)
+                })
+                .collect()
+        };
+        let state = ScanState {
+            token,
+            spec,
+            projection,
+            id: NEXT_SCAN.fetch_add(1, Ordering::Relaxed),
+            finished: AtomicBool::new(false),
+        };
+        // SAFETY: one thread reads a cursor in order; DuckDB owns the init data.
+        unsafe {
+            ffi::duckdb_init_set_max_threads(info, 1);
+            ffi::duckdb_init_set_init_data(
+                info,
+                Arc::into_raw(Arc::new(state)) as *mut c_void,
+                Some(drop_arc::<ScanState>),
+            );
+        }
+    }));
+    if result.is_err() {
+        let message = c_message("llm_sql_pg_scan: internal error while starting the scan");
+        // SAFETY: reports the error to DuckDB.
+        unsafe { ffi::duckdb_init_set_error(info, message.as_ptr()) };
+    }
+}
+
+unsafe extern "C" fn scan_function(
+    info: ffi::duckdb_function_info,
+    output: ffi::duckdb_data_chunk,
+) {
+    let result = catch_unwind(AssertUnwindSafe(|| -> std::result::Result<(), String> {
+        // SAFETY: the init data set in `init`.
+        let state = unsafe {
+            let raw = ffi::duckdb_function_get_init_data(info) as *const ScanState;
+            Arc::increment_strong_count(raw);
+            Arc::from_raw(raw)
+        };
+        if state.finished.load(Ordering::SeqCst) {
+            // SAFETY: an empty chunk ends the scan.
+            unsafe { ffi::duckdb_data_chunk_set_size(output, 0) };
+            return Ok(());
+        }
+        let batch = fetch_from_backend(&state)?;
+        if batch.len == 0 {
+            state.finished.store(true, Ordering::SeqCst);
+        }
+        // SAFETY: the chunk has one vector per projected column, of the bound types, with
+        // room for BATCH_ROWS rows.
+        unsafe { write_batch(&batch, output) };
+        Ok(())
+    }));
+    let error = match result {
+        Ok(Ok(())) => return,
+        Ok(Err(message)) => message,
+        Err(_) => "llm_sql_pg_scan: internal error while scanning".to_string(),
+    };
+    let message = c_message(&error);
+    // SAFETY: reports the error to DuckDB.
+    unsafe { ffi::duckdb_function_set_error(info, message.as_ptr()) };
+}
+
+/// Asks the backend thread for the next batch and waits for it (giving up when the statement
+/// has ended).
+fn fetch_from_backend(state: &Arc<ScanState>) -> std::result::Result<Batch, String> {
+    let (reply, answer) = mpsc::sync_channel(1);
+    let sent = requests()
+        .lock()
+        .map_err(|_| "llm_sql_pg_scan: request channel poisoned".to_string())?
+        .send(Message::Scan(Request {
+            state: Arc::clone(state),
+            reply,
+        }));
+    if sent.is_err() {
+        return Err("llm_sql_pg_scan: the backend is not serving local scans".into());
+    }
+    loop {
+        match answer.recv_timeout(Duration::from_millis(20)) {
+            Ok(batch) => return batch,
+            Err(RecvTimeoutError::Timeout) => {
+                if state.spec.released.load(Ordering::SeqCst) {
+                    return Err("llm_sql_pg_scan: the statement has ended".into());
+                }
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                return Err("llm_sql_pg_scan: the scan was abandoned".into())
+            }
+        }
+    }
+}
+
+/// Copies a batch into DuckDB's output chunk.
+///
+/// # Safety
+/// `output` must have one vector per column of `batch`, of the matching types.
+unsafe fn write_batch(batch: &Batch, output: ffi::duckdb_data_chunk) {
+    for (c, values) in batch.columns.iter().enumerate() {
+        // SAFETY: see the function's contract.
+        unsafe {
+            let vector = ffi::duckdb_data_chunk_get_vector(output, c as u64);
+            macro_rules! fixed {
+                ($values:expr, $t:ty) => {{
+                    let data = ffi::duckdb_vector_get_data(vector) as *mut $t;
+                    for (row, value) in $values.iter().enumerate() {
+                        match value {
+                            Some(v) => *data.add(row) = *v,
+                            None => set_null(vector, row),
+                        }
+                    }
+                }};
+            }
+            match values {
+                Values::Bool(v) => fixed!(v, bool),
+                Values::I16(v) => fixed!(v, i16),
+                Values::I32(v) => fixed!(v, i32),
+                Values::I64(v) => fixed!(v, i64),
+                Values::F32(v) => fixed!(v, f32),
+                Values::F64(v) => fixed!(v, f64),
+                Values::Text(v) => {
+                    for (row, value) in v.iter().enumerate() {
+                        match value {
+                            Some(s) => ffi::duckdb_vector_assign_string_element_len(
+                                vector,
+                                row as u64,
+                                s.as_ptr().cast(),
+                                s.len() as u64,
+                            ),
+                            None => set_null(vector, row),
+                        }
+                    }
+                }
+                Values::RowId => {
+                    let data = ffi::duckdb_vector_get_data(vector) as *mut i64;
+                    for row in 0..batch.len {
+                        *data.add(row) = (batch.first_row + row as u64) as i64;
+                    }
+                }
+            }
+        }
+    }
+    // SAFETY: batch.len <= BATCH_ROWS, the chunk's capacity.
+    unsafe { ffi::duckdb_data_chunk_set_size(output, batch.len as u64) };
+}
+
+/// # Safety
+/// `vector` must be a writable output vector with a row `row`.
+unsafe fn set_null(vector: ffi::duckdb_vector, row: usize) {
+    // SAFETY: see the function's contract.
+    unsafe {
+        ffi::duckdb_vector_ensure_validity_writable(vector);
+        ffi::duckdb_validity_set_row_invalid(ffi::duckdb_vector_get_validity(vector), row as u64);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The backend's side.
+
+/// Makes a value usable on the helper thread (DuckDB handles are raw pointers). Sound because
+/// the backend thread does not touch DuckDB until the helper thread has finished.
+struct AssertSend<T>(T);
+// SAFETY: see above.
+unsafe impl<T> Send for AssertSend<T> {}
+
+/// Runs `call` (a blocking DuckDB call) on a helper thread while this, the backend thread,
+/// serves local scans and turns Postgres cancel requests into `duckdb_interrupt`. A Postgres
+/// error raised while serving is raised again after DuckDB returned.
+pub fn serve_while<T>(target: InterruptTarget, call: impl FnOnce() -> T) -> T {
+    let done = requests()
+        .lock()
+        .map(|sender| sender.clone())
+        .expect("the local scan channel");
+    let call_id = NEXT_CALL.fetch_add(1, Ordering::Relaxed);
+    let call = AssertSend(call);
+    let mut failure: Option<Box<CaughtError>> = None;
+    let output = std::thread::scope(|scope| {
+        let helper = with_signals_blocked(|| {
+            scope.spawn(move || {
+                let call = call;
+                let output = AssertSend((call.0)());
+                let _ = done.send(Message::Done(call_id));
+                output
+            })
+        });
+        RECEIVER.with(|receiver| {
+            let receiver = receiver.borrow();
+            let Some(receiver) = receiver.as_ref() else {
+                return;
+            };
+            let mut interrupted = false;
+            loop {
+                match receiver.recv_timeout(Duration::from_millis(5)) {
+                    Ok(Message::Done(id)) if id == call_id => break,
+                    Ok(Message::Done(_)) => {}
+                    Ok(Message::Scan(request)) => {
+                        let answer = match &failure {
+                            Some(_) => Err("the scan failed".to_string()),
+                            None => match serve(&request.state) {
+                                Ok(batch) => Ok(batch),
+                                Err(error) => {
+                                    let message = caught_message(&error);
+                                    failure = Some(error);
+                                    Err(message)
+                                }
+                            },
+                        };
+                        let _ = request.reply.send(answer);
+                    }
+                    Err(_) => {
+                        if !interrupted && cancel_requested() {
+                            target.interrupt();
+                            interrupted = true;
+                        }
+                        if helper.is_finished() {
+                            break;
+                        }
+                    }
+                }
+            }
+        });
+        match helper.join() {
+            Ok(output) => output.0,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    });
+    if let Some(error) = failure {
+        (*error).rethrow();
+    }
+    output
+}
+
+fn caught_message(error: &CaughtError) -> String {
+    match error {
+        CaughtError::PostgresError(report)
+        | CaughtError::ErrorReport(report)
+        | CaughtError::RustPanic {
+            ereport: report, ..
+        } => format!("reading the local database failed: {}", report.message()),
+    }
+}
+
+/// Fetches the next batch of a scan through SPI (opening its cursor on first use), catching
+/// any Postgres error.
+fn serve(state: &Arc<ScanState>) -> std::result::Result<Batch, Box<CaughtError>> {
+    if state.spec.released.load(Ordering::SeqCst) {
+        return Ok(Batch {
+            len: 0,
+            first_row: 0,
+            columns: Vec::new(),
+        });
+    }
+    PgTryBuilder::new(|| Ok(fetch_batch(state)))
+        .catch_others(|error| Err(Box::new(error)))
+        .execute()
+}
+
+fn cursor_name(state: &ScanState) -> String {
+    format!("llm_sql_pg_scan_{}_{}", state.token, state.id)
+}
+
+fn fetch_batch(state: &ScanState) -> Batch {
+    let name = cursor_name(state);
+    let spec = &state.spec;
+    Spi::connect(|client| {
+        let mut cursor = match client.find_cursor(&name) {
+            Ok(cursor) => cursor,
+            Err(_) => {
+                let list: Vec<&str> = state
+                    .projection
+                    .iter()
+                    .map(|p| p.map_or("NULL::int8", |i| spec.columns[i].fetch.as_str()))
+                    .collect();
+                let query = format!("SELECT {} FROM {}", list.join(", "), spec.relation);
+                // SAFETY: SPI_cursor_open with a name of our own, read-only, current snapshot.
+                let portal = unsafe {
+                    let c_query = CString::new(query).unwrap_or_default();
+                    let c_name = CString::new(name.clone()).unwrap_or_default();
+                    let plan = pg_sys::SPI_prepare(c_query.as_ptr(), 0, std::ptr::null_mut());
+                    if plan.is_null() {
+                        pgrx::error!("could not plan the scan of {}", spec.relation);
+                    }
+                    pg_sys::SPI_cursor_open(
+                        c_name.as_ptr(),
+                        plan,
+                        std::ptr::null_mut(),
+                        std::ptr::null(),
+                        true,
+                    )
+                };
+                if portal.is_null() {
+                    pgrx::error!("could not open the scan of {}", spec.relation);
+                }
+                CURSORS.with(|c| {
+                    c.borrow_mut()
+                        .entry(state.token)
+                        .or_default()
+                        .push(name.clone())
+                });
+                client
+                    .find_cursor(&name)
+                    .expect("the cursor was just opened")
+            }
+        };
+        let table = cursor.fetch(BATCH_ROWS as libc::c_long).expect("SPI fetch");
+        let mut columns: Vec<Values> = state
+            .projection
+            .iter()
+            .map(|p| match p.map(|i| spec.columns[i].transport) {
+                None => Values::RowId,
+                Some(Transport::Bool) => Values::Bool(Vec::new()),
+                Some(Transport::I16) => Values::I16(Vec::new()),
+                Some(Transport::I32) => Values::I32(Vec::new()),
+                Some(Transport::I64) => Values::I64(Vec::new()),
+                Some(Transport::F32) => Values::F32(Vec::new()),
+                Some(Transport::F64) => Values::F64(Vec::new()),
+                Some(Transport::Text) => Values::Text(Vec::new()),
+            })
+            .collect();
+        let mut len = 0;
+        for row in table {
+            for (i, values) in columns.iter_mut().enumerate() {
+                let ordinal = i + 1;
+                match values {
+                    Values::Bool(v) => v.push(row.get(ordinal).expect("bool column")),
+                    Values::I16(v) => v.push(row.get(ordinal).expect("int2 column")),
+                    Values::I32(v) => v.push(row.get(ordinal).expect("int4 column")),
+                    Values::I64(v) => v.push(row.get(ordinal).expect("int8 column")),
+                    Values::F32(v) => v.push(row.get(ordinal).expect("float4 column")),
+                    Values::F64(v) => v.push(row.get(ordinal).expect("float8 column")),
+                    Values::Text(v) => v.push(row.get(ordinal).expect("text column")),
+                    Values::RowId => {}
+                }
+            }
+            len += 1;
+        }
+        cursor.detach_into_name();
+        Batch {
+            len,
+            first_row: 0,
+            columns,
+        }
+    })
+}
+
+/// Closes the cursors of finished scans (backend thread; they may already be gone with an
+/// aborted transaction).
+fn close_cursors(tokens: &[u64]) {
+    if std::thread::panicking() {
+        // Unwinding into a Postgres error: the transaction's abort closes them.
+        return;
+    }
+    let names: Vec<String> = CURSORS.with(|c| {
+        let mut c = c.borrow_mut();
+        tokens
+            .iter()
+            .filter_map(|t| c.remove(t))
+            .flatten()
+            .collect()
+    });
+    for name in names {
+        let Ok(c_name) = CString::new(name) else {
+            continue;
+        };
+        // SAFETY: looks the portal up by name and closes it if it still exists.
+        unsafe {
+            let portal = pg_sys::SPI_cursor_find(c_name.as_ptr());
+            if !portal.is_null() {
+                pg_sys::SPI_cursor_close(portal);
+            }
+        }
+    }
+}

@@ -1,0 +1,190 @@
+//! The local database as DuckDB catalog `pg`: types, privileges, row-level security, the
+//! transaction's own writes, errors while scanning, joins with attachments.
+
+#[pgrx::pg_schema]
+mod tests {
+    use crate::tests::outcome;
+    use pgrx::prelude::*;
+
+    fn json(duck_sql: &str) -> String {
+        Spi::get_one::<String>(&format!(
+            "SELECT string_agg(j::text, ' ') FROM llm_sql.query_json($d${duck_sql}$d$) j"
+        ))
+        .unwrap()
+        .unwrap_or_default()
+    }
+
+    fn count(duck_sql: &str) -> Result<Option<i64>, pgrx::spi::Error> {
+        Spi::get_one::<i64>(&format!(
+            "SELECT n FROM llm_sql.query($d${duck_sql}$d$) AS t(n bigint)"
+        ))
+    }
+
+    #[pg_test]
+    fn reads_local_tables_with_their_types() {
+        Spi::run(
+            "CREATE TABLE loc_types (i2 int2, i4 int4, i8 int8, f4 float4, f8 float8, b bool,
+               t text, v varchar(5), c char(3), n numeric(12,3), nu numeric, d date,
+               ts timestamp, tz timestamptz, u uuid, j jsonb, bt bytea, arr int[]);
+             INSERT INTO loc_types VALUES
+               (1, 2, 3, 1.5, 2.25, true, 'héllo', 'ab', 'x', 123456789.125, 1e20, '2024-02-29',
+                '2024-02-29 13:14:15.123456', '2024-02-29 13:14:15+02', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11',
+                '{\"k\": [1, 2]}', '\\xdeadbeef', '{1,2}'),
+               (NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+                NULL, NULL, NULL, NULL);",
+        )
+        .unwrap();
+        let types = json(
+            "SELECT typeof(i2) i2, typeof(i4) i4, typeof(i8) i8, typeof(f4) f4, typeof(f8) f8, typeof(b) b,
+                    typeof(t) t, typeof(n) n, typeof(nu) nu, typeof(d) d, typeof(ts) ts, typeof(tz) tz,
+                    typeof(u) u, typeof(j) j, typeof(bt) bt FROM pg.public.loc_types LIMIT 1",
+        );
+        for expected in [
+            "\"i2\": \"SMALLINT\"",
+            "\"i8\": \"BIGINT\"",
+            "\"f4\": \"FLOAT\"",
+            "\"n\": \"DECIMAL(12,3)\"",
+            "\"nu\": \"DOUBLE\"",
+            "\"d\": \"DATE\"",
+            "\"ts\": \"TIMESTAMP\"",
+            "\"tz\": \"TIMESTAMP WITH TIME ZONE\"",
+            "\"u\": \"UUID\"",
+            "\"j\": \"JSON\"",
+            "\"bt\": \"BLOB\"",
+        ] {
+            assert!(types.contains(expected), "{expected} in {types}");
+        }
+        // Every value comes back as Postgres has it (compared in Postgres, after the round trip).
+        let same = Spi::get_one::<bool>(
+            "SELECT bool_and(r.i2 IS NOT DISTINCT FROM l.i2 AND r.i8 IS NOT DISTINCT FROM l.i8
+                    AND r.f8 IS NOT DISTINCT FROM l.f8 AND r.b IS NOT DISTINCT FROM l.b
+                    AND r.t IS NOT DISTINCT FROM l.t AND r.c IS NOT DISTINCT FROM l.c::text
+                    AND r.n IS NOT DISTINCT FROM l.n AND r.d IS NOT DISTINCT FROM l.d
+                    AND r.ts IS NOT DISTINCT FROM l.ts AND r.tz IS NOT DISTINCT FROM l.tz
+                    AND r.u IS NOT DISTINCT FROM l.u AND r.j IS NOT DISTINCT FROM l.j
+                    AND r.bt IS NOT DISTINCT FROM l.bt AND r.arr IS NOT DISTINCT FROM l.arr::text)
+             FROM llm_sql.query('SELECT i2, i8, f8, b, t, c, n, d, ts, tz, u, j, bt, arr, i4 FROM pg.public.loc_types')
+                  AS r(i2 int2, i8 int8, f8 float8, b bool, t text, c text, n numeric, d date,
+                       ts timestamp, tz timestamptz, u uuid, j jsonb, bt bytea, arr text, i4 int4)
+             JOIN loc_types l ON r.i4 IS NOT DISTINCT FROM l.i4",
+        );
+        assert_eq!(same, Ok(Some(true)));
+        assert_eq!(
+            count("SELECT count(*) FROM pg.public.loc_types"),
+            Ok(Some(2))
+        );
+    }
+
+    #[pg_test]
+    fn sees_the_transactions_own_writes_and_the_search_path() {
+        Spi::run("CREATE TABLE loc_tx AS SELECT g AS id FROM generate_series(1, 10) g").unwrap();
+        assert_eq!(count("SELECT count(*) FROM pg.public.loc_tx"), Ok(Some(10)));
+        Spi::run("INSERT INTO loc_tx SELECT g FROM generate_series(11, 15) g").unwrap();
+        assert_eq!(count("SELECT count(*) FROM pg.public.loc_tx"), Ok(Some(15)));
+        Spi::run("CREATE SCHEMA loc_other; CREATE TABLE loc_other.loc_tx AS SELECT 1 AS id")
+            .unwrap();
+        // Two-part names follow search_path.
+        assert_eq!(count("SELECT count(*) FROM pg.loc_tx"), Ok(Some(15)));
+        Spi::run("SET LOCAL search_path = loc_other, public").unwrap();
+        assert_eq!(count("SELECT count(*) FROM pg.loc_tx"), Ok(Some(1)));
+        assert_eq!(
+            count("SELECT count(*) FROM pg.loc_other.loc_tx"),
+            Ok(Some(1))
+        );
+        let got =
+            outcome("SELECT * FROM llm_sql.query_json('SELECT * FROM pg.public.no_such_table')");
+        assert!(
+            got.starts_with("42P01") && got.contains("pg.public.no_such_table"),
+            "{got}"
+        );
+    }
+
+    #[pg_test]
+    fn reads_as_the_calling_role_with_privileges_and_row_level_security() {
+        Spi::run(
+            "CREATE TABLE loc_secret (id int, owner_name text, salary int);
+             INSERT INTO loc_secret SELECT g, CASE WHEN g <= 3 THEN 'loc_alice' ELSE 'someone' END, g * 1000
+               FROM generate_series(1, 10) g;
+             CREATE ROLE loc_alice; CREATE ROLE loc_bob;
+             GRANT SELECT (id, owner_name) ON loc_secret TO loc_alice;
+             ALTER TABLE loc_secret ENABLE ROW LEVEL SECURITY;
+             CREATE POLICY mine ON loc_secret FOR SELECT USING (owner_name = current_user);",
+        )
+        .unwrap();
+        Spi::run("SET ROLE loc_bob").unwrap();
+        let got = outcome(
+            "SELECT * FROM llm_sql.query_json('SELECT count(*) FROM pg.public.loc_secret')",
+        );
+        assert!(
+            got.starts_with("42501") && got.contains("loc_secret"),
+            "{got}"
+        );
+        // The backend is fine afterwards.
+        assert_eq!(count("SELECT 41 + 1"), Ok(Some(42)));
+        Spi::run("SET ROLE loc_alice").unwrap();
+        // Row-level security: alice sees her 3 rows, through the columns she may read.
+        assert_eq!(
+            count("SELECT count(id) FROM pg.public.loc_secret"),
+            Ok(Some(3))
+        );
+        let got = outcome(
+            "SELECT * FROM llm_sql.query_json('SELECT sum(salary) FROM pg.public.loc_secret')",
+        );
+        assert!(got.starts_with("42501"), "{got}");
+        Spi::run("RESET ROLE").unwrap();
+        assert_eq!(
+            count("SELECT count(*) FROM pg.public.loc_secret"),
+            Ok(Some(10))
+        );
+    }
+
+    #[pg_test]
+    fn an_error_while_scanning_is_a_postgres_error_and_the_backend_goes_on() {
+        Spi::run(
+            "CREATE TABLE loc_bad AS SELECT 'infinity'::timestamp AS ts;
+             CREATE TABLE loc_fine AS SELECT 1 AS x",
+        )
+        .unwrap();
+        let got = outcome("SELECT * FROM llm_sql.query_json('SELECT * FROM pg.public.loc_bad')");
+        // Postgres's own error, raised again once DuckDB has stopped.
+        assert!(
+            got.starts_with("0A000") && got.contains("infinity"),
+            "{got}"
+        );
+        assert_eq!(
+            count("SELECT count(*) FROM pg.public.loc_fine"),
+            Ok(Some(1))
+        );
+    }
+
+    #[pg_test]
+    fn joins_local_tables_with_attachments_and_streams_with_limit() {
+        Spi::run(
+            "CREATE TABLE loc_users AS SELECT g AS id, 'u' || g AS name FROM generate_series(1, 5000) g",
+        )
+        .unwrap();
+        let path = format!("/tmp/llm_sql_local_{}.sqlite", std::process::id());
+        let _ = std::fs::remove_file(&path);
+        Spi::run(&format!(
+            "SELECT llm_sql.execute($d$LOAD sqlite; ATTACH '{path}' AS mk (TYPE sqlite);
+             CREATE TABLE mk.scores AS SELECT range * 2 AS id, range AS score FROM range(1, 1001); DETACH mk$d$)"
+        ))
+        .unwrap();
+        Spi::run(&format!("SELECT llm_sql.attach('loc_scores', '{path}')")).unwrap();
+        assert_eq!(
+            count("SELECT count(*) FROM pg.public.loc_users u JOIN loc_scores.scores s USING (id)"),
+            Ok(Some(1000))
+        );
+        // A LIMIT in Postgres stops the scan early; the next query still works.
+        assert_eq!(
+            Spi::get_one::<i64>(
+                "SELECT count(*) FROM (SELECT * FROM llm_sql.query('SELECT id FROM pg.public.loc_users') AS t(id int) LIMIT 3) s"
+            ),
+            Ok(Some(3))
+        );
+        assert_eq!(
+            count("SELECT max(id) FROM pg.public.loc_users"),
+            Ok(Some(5000))
+        );
+    }
+}
