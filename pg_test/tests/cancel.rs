@@ -163,3 +163,29 @@ fn terminate_ends_the_session_and_nothing_else() {
         .get(0);
     assert_eq!(v, 5);
 }
+
+#[test]
+fn cancel_stops_a_duckdb_query_reading_local_tables_within_a_second() {
+    let mut setup = superuser();
+    setup
+        .batch_execute(
+            "DROP TABLE IF EXISTS cancel_local;
+             CREATE TABLE cancel_local AS SELECT g AS i FROM generate_series(1, 2000000) g;",
+        )
+        .unwrap();
+    let (error, took, mut worker) = cancel_running(
+        "SELECT * FROM llm_sql.query('SELECT count(*) FROM pg.public.cancel_local a, range(100000) b WHERE a.i + b.range < 0') AS t(c bigint)",
+        "pg.public.cancel_local",
+    );
+    assert_eq!(sqlstate(&error), "57014", "{}", describe(&error));
+    assert!(took < Duration::from_secs(1), "cancel took {took:?}");
+    // The backend keeps working, local reads included.
+    let n: i64 = worker
+        .query_one(
+            "SELECT n FROM llm_sql.query('SELECT count(*) AS n FROM pg.public.cancel_local') AS t(n bigint)",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 2_000_000);
+}

@@ -4,33 +4,10 @@
 
 use std::time::{Duration, Instant};
 
+use llm_sql_engine_bench::{connect, median, ms, timed};
+
 const ROWS: i64 = 10_000_000;
 const STREAM_SQL: &str = "SELECT i FROM range(10000000) t(i)";
-
-fn connect(port: u16) -> postgres::Client {
-    postgres::Config::new()
-        .host("/tmp")
-        .port(port)
-        .user("postgres")
-        .dbname("llm_sql_bench")
-        .connect(postgres::NoTls)
-        .expect("connect to the benchmark cluster")
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
-}
-
-fn timed<T>(f: impl FnOnce() -> T) -> (Duration, T) {
-    let start = Instant::now();
-    let out = f();
-    (start.elapsed(), out)
-}
 
 /// First and second `llm_sql.query('SELECT 1')` in fresh backends (median of `n`).
 fn first_calls(port: u16, n: usize) -> (Duration, Duration) {
