@@ -236,6 +236,13 @@ fn sqlstate(class: DuckClass, message: &str) -> PgSqlErrorCode {
     }
 }
 
+impl From<pgrx::spi::SpiError> for Error {
+    /// SPI-level failures (Postgres ERRORs raised inside SPI propagate as themselves).
+    fn from(error: pgrx::spi::SpiError) -> Self {
+        Error::internal(format!("SPI: {error}"))
+    }
+}
+
 impl From<DuckError> for Error {
     /// DuckDB's message keeps its first paragraph as the message; the rest (the "LINE 1: …"
     /// caret, candidate names) becomes the detail.

@@ -6,7 +6,7 @@ use pgrx::datum::TimestampWithTimeZone;
 use pgrx::prelude::*;
 use pgrx::JsonB;
 
-use super::query::{create_view_impl, quote_ident, required};
+use super::query::{column_definitions, quote_ident, required};
 use crate::attach::{self, dsn};
 use crate::error::{Error, OrReport, Result};
 
@@ -81,9 +81,10 @@ fn attachments_internal() -> TableIterator<
     TableIterator::new(rows)
 }
 
-/// Makes every table and view of an attachment a Postgres view in `into_schema` (default: the
-/// alias), typed from DuckDB's schema, so that any driver can query it without a column list.
-/// A name found in several schemas of the source is imported as `<schema>_<name>`.
+/// Makes every table and view of an attachment a foreign table of `llm_sql_fdw` in
+/// `into_schema` (default: the alias), typed from DuckDB's schema, so that any driver can query
+/// it; WHERE and LIMIT go to DuckDB where they mean the same (see `api::fdw`). A name found in
+/// several schemas of the source is imported as `<schema>_<name>`.
 #[pg_extern(volatile, parallel_unsafe)]
 fn import_schema(
     alias: Option<&str>,
@@ -98,8 +99,7 @@ fn import_schema(
         Spi::run(&format!(
             "CREATE SCHEMA IF NOT EXISTS {}",
             quote_ident(schema)
-        ))
-        .map_err(|e| Error::permission_denied(format!("cannot create schema \"{schema}\": {e}")))?;
+        ))?;
         let mut imported = 0;
         for (source_schema, table) in &tables {
             let shared = tables.iter().filter(|(_, t)| t == table).count() > 1;
@@ -108,21 +108,31 @@ fn import_schema(
             } else {
                 table.clone()
             };
-            let duck_sql = format!(
-                "SELECT * FROM \"{alias}\".{}.{}",
+            let relation = format!(
+                "\"{alias}\".{}.{}",
                 duck_ident(source_schema),
                 duck_ident(table)
             );
-            create_view_impl(
-                Some(&format!("{}.{}", quote_ident(schema), quote_ident(&name))),
-                Some(&duck_sql),
-                Some(or_replace),
-            )?;
+            let columns = column_definitions(&format!("SELECT * FROM {relation}"))?;
+            let qualified = format!("{}.{}", quote_ident(schema), quote_ident(&name));
+            if or_replace {
+                Spi::run(&format!("DROP FOREIGN TABLE IF EXISTS {qualified}"))?;
+            }
+            Spi::run(&format!(
+                "CREATE FOREIGN TABLE {qualified} ({}) SERVER llm_sql_duckdb OPTIONS (relation {})",
+                columns.join(", "),
+                pg_literal(&relation)
+            ))?;
             imported += 1;
         }
         Ok(imported)
     };
     run().or_report()
+}
+
+/// A Postgres string literal.
+fn pg_literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
 }
 
 /// A DuckDB identifier, double-quoted.

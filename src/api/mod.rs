@@ -15,6 +15,7 @@ macro_rules! finfo_v1 {
 }
 
 pub mod attach;
+mod fdw;
 pub mod query;
 mod rows;
 pub mod scan;

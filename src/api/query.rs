@@ -107,22 +107,7 @@ pub fn create_view_impl(
     let name = required(name, "name")?;
     let sql = required(sql, "sql")?;
     let or_replace = required(or_replace, "or_replace")?;
-    let columns = run::describe(sql)?;
-    if columns.is_empty() {
-        return Err(Error::invalid_parameter(
-            "the DuckDB statement returns no columns to make a view of",
-        ));
-    }
-    let names = unique_names(&columns);
-    let mut definitions = Vec::with_capacity(columns.len());
-    for (i, (column, name)) in columns.into_iter().zip(&names).enumerate() {
-        let converter = Converter::new(column.duck, None, name, i + 1)?;
-        definitions.push(format!(
-            "{} {}",
-            quote_ident(name),
-            converter.natural.sql_name()
-        ));
-    }
+    let definitions = column_definitions(sql)?;
     let qualified = Spi::get_one_with_args::<String>(
         "SELECT string_agg(quote_ident(part), '.') FROM unnest(parse_ident($1)) AS part",
         &[name.into()],
@@ -143,6 +128,28 @@ pub fn create_view_impl(
     )
     .map_err(|e| Error::internal(e.to_string()))?
     .ok_or_else(|| Error::internal("the view was not created"))
+}
+
+/// `"name" type` for each result column of a DuckDB query, typed as the natural Postgres type
+/// of its DuckDB type (as `create_view` and `import_schema` declare them).
+pub fn column_definitions(sql: &str) -> Result<Vec<String>> {
+    let columns = run::describe(sql)?;
+    if columns.is_empty() {
+        return Err(Error::invalid_parameter(
+            "the DuckDB statement returns no columns to make a relation of",
+        ));
+    }
+    let names = unique_names(&columns);
+    let mut definitions = Vec::with_capacity(columns.len());
+    for (i, (column, name)) in columns.into_iter().zip(&names).enumerate() {
+        let converter = Converter::new(column.duck, None, name, i + 1)?;
+        definitions.push(format!(
+            "{} {}",
+            quote_ident(name),
+            converter.natural.sql_name()
+        ));
+    }
+    Ok(definitions)
 }
 
 pub fn quote_ident(name: &str) -> String {

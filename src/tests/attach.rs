@@ -449,6 +449,57 @@ mod tests {
             Spi::get_one::<i64>("SELECT count(*) FROM imp.t"),
             Ok(Some(20))
         );
+        // WHERE and LIMIT go to DuckDB where they mean the same; results equal a local copy's.
+        Spi::run("CREATE TABLE imp_local AS SELECT * FROM imp.t").unwrap();
+        for predicate in [
+            "id = 7",
+            "id < 10 AND name <> 'n3'",
+            "id >= 15 OR id IS NULL",
+            "NOT (id > 5)",
+            "name = 'n12'",
+            "name < 'n2'",
+            "id = 7.0",
+            "id IS NOT NULL AND name LIKE 'n1%'",
+        ] {
+            let count = |table: &str| {
+                Spi::get_one::<i64>(&format!("SELECT count(*) FROM {table} WHERE {predicate}"))
+            };
+            assert_eq!(count("imp.t"), count("imp_local"), "{predicate}");
+        }
+        Spi::run(
+            "CREATE FUNCTION pg_temp.plan_of(q text) RETURNS text LANGUAGE plpgsql AS $f$
+             DECLARE line text; plan text := '';
+             BEGIN FOR line IN EXECUTE 'EXPLAIN (VERBOSE) ' || q LOOP plan := plan || line || chr(10); END LOOP;
+             RETURN plan; END $f$",
+        )
+        .unwrap();
+        let duckdb_query = |sql: &str| {
+            let plan =
+                Spi::get_one_with_args::<String>("SELECT pg_temp.plan_of($1)", &[sql.into()])
+                    .unwrap()
+                    .unwrap();
+            plan.lines()
+                .find_map(|l| l.trim().strip_prefix("DuckDB Query: ").map(str::to_string))
+                .unwrap_or_else(|| panic!("no DuckDB query in {plan}"))
+        };
+        assert_eq!(
+            duckdb_query("SELECT * FROM imp.t WHERE id = 7"),
+            r#"SELECT "id", "name" FROM "imp"."main"."t" WHERE ("id" = 7)"#
+        );
+        assert_eq!(
+            duckdb_query("SELECT * FROM imp.t WHERE id > 3 LIMIT 2"),
+            r#"SELECT "id", "name" FROM "imp"."main"."t" WHERE ("id" > 3) LIMIT 2"#
+        );
+        // Text order depends on the collation: checked in Postgres only, so no LIMIT either.
+        assert_eq!(
+            duckdb_query("SELECT * FROM imp.t WHERE name < 'n5' LIMIT 2"),
+            r#"SELECT "id", "name" FROM "imp"."main"."t""#
+        );
+        // Ordering stands between the scan and the limit.
+        assert_eq!(
+            duckdb_query("SELECT * FROM imp.t ORDER BY name LIMIT 2"),
+            r#"SELECT "id", "name" FROM "imp"."main"."t""#
+        );
         // Again: the relation exists; or_replace replaces it; another schema works too.
         assert!(outcome("SELECT llm_sql.import_schema('imp')").starts_with("42P07"));
         assert_eq!(

@@ -1,0 +1,471 @@
+//! `llm_sql_fdw`: the foreign data wrapper behind `llm_sql.import_schema`.
+//!
+//! An imported relation is a foreign table of server `llm_sql_duckdb` with option `relation`
+//! (the DuckDB relation, e.g. `"crm"."main"."customers"`). Scanning it runs
+//! `SELECT <columns> FROM <relation> [WHERE …] [LIMIT n]` in the reader's DuckDB, streaming rows
+//! as the `DuckDB Scan` does. WHERE clauses that mean exactly the same in DuckDB (comparisons of
+//! numbers, booleans, dates and timestamps; equality of text; AND, OR, NOT, IS [NOT] NULL) go
+//! into the DuckDB query, where DuckDB's scanners push them on to PostgreSQL, MySQL and SQLite;
+//! Postgres still rechecks every clause. LIMIT goes too when every clause went and nothing
+//! (ordering, grouping, joins) stands between the scan and the limit.
+
+use std::ffi::{CStr, CString};
+
+use pgrx::pg_sys::{self, Datum, Oid};
+use pgrx::prelude::*;
+
+use super::rows::RowShape;
+use crate::engine::run::RowStream;
+use crate::error::{OrReport, Result};
+
+/// `llm_sql.fdw_handler()`: the FDW's callbacks.
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn llm_sql_fdw_handler(_fcinfo: pg_sys::FunctionCallInfo) -> Datum {
+    unsafe {
+        let routine =
+            pg_sys::palloc0(std::mem::size_of::<pg_sys::FdwRoutine>()) as *mut pg_sys::FdwRoutine;
+        (*routine).type_ = pg_sys::NodeTag::T_FdwRoutine;
+        (*routine).GetForeignRelSize = Some(rel_size);
+        (*routine).GetForeignPaths = Some(paths);
+        (*routine).GetForeignPlan = Some(plan);
+        (*routine).BeginForeignScan = Some(begin);
+        (*routine).IterateForeignScan = Some(iterate);
+        (*routine).ReScanForeignScan = Some(rescan);
+        (*routine).EndForeignScan = Some(end);
+        (*routine).ExplainForeignScan = Some(explain);
+        Datum::from(routine)
+    }
+}
+
+finfo_v1!(pg_finfo_llm_sql_fdw_handler);
+
+pgrx::extension_sql!(
+    r#"
+CREATE FUNCTION llm_sql.fdw_handler() RETURNS fdw_handler
+    LANGUAGE c STRICT AS 'MODULE_PATHNAME', 'llm_sql_fdw_handler';
+CREATE FOREIGN DATA WRAPPER llm_sql_fdw HANDLER llm_sql.fdw_handler;
+-- Reading a foreign table runs DuckDB SQL as the reader, like llm_sql.query itself.
+CREATE SERVER llm_sql_duckdb FOREIGN DATA WRAPPER llm_sql_fdw;
+GRANT USAGE ON FOREIGN SERVER llm_sql_duckdb TO PUBLIC;
+"#,
+    name = "fdw",
+    requires = ["schema_usage"],
+);
+
+/// Remote row estimate: unknown, so a middling constant that keeps joins sensible.
+const ESTIMATED_ROWS: f64 = 1000.0;
+
+#[pg_guard]
+unsafe extern "C-unwind" fn rel_size(
+    _root: *mut pg_sys::PlannerInfo,
+    baserel: *mut pg_sys::RelOptInfo,
+    _foreigntableid: Oid,
+) {
+    unsafe { (*baserel).rows = ESTIMATED_ROWS };
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn paths(
+    root: *mut pg_sys::PlannerInfo,
+    baserel: *mut pg_sys::RelOptInfo,
+    _foreigntableid: Oid,
+) {
+    unsafe {
+        let rows = (*baserel).rows;
+        let path = pg_sys::create_foreignscan_path(
+            root,
+            baserel,
+            std::ptr::null_mut(),
+            rows,
+            0,
+            100.0,
+            100.0 + rows,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+        );
+        pg_sys::add_path(baserel, path.cast());
+    }
+}
+
+/// The foreign table's `relation` option.
+unsafe fn relation_option(foreigntableid: Oid) -> Option<String> {
+    unsafe {
+        let table = pg_sys::GetForeignTable(foreigntableid);
+        let options = pgrx::PgList::<pg_sys::DefElem>::from_pg((*table).options);
+        let found = options.iter_ptr().find_map(|def| {
+            let name = CStr::from_ptr((*def).defname);
+            (name == c"relation").then(|| {
+                CStr::from_ptr(pg_sys::defGetString(def))
+                    .to_string_lossy()
+                    .into_owned()
+            })
+        });
+        found
+    }
+}
+
+fn duck_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn plan(
+    root: *mut pg_sys::PlannerInfo,
+    baserel: *mut pg_sys::RelOptInfo,
+    foreigntableid: Oid,
+    _best_path: *mut pg_sys::ForeignPath,
+    tlist: *mut pg_sys::List,
+    scan_clauses: *mut pg_sys::List,
+    outer_plan: *mut pg_sys::Plan,
+) -> *mut pg_sys::ForeignScan {
+    unsafe {
+        let relation = relation_option(foreigntableid).unwrap_or_else(|| {
+            pgrx::error!("foreign table {foreigntableid:?} has no relation option")
+        });
+        let relid = (*baserel).relid;
+        let natts = (*baserel).max_attr;
+        let mut names = Vec::new();
+        for attnum in 1..=natts {
+            let name = pg_sys::get_attname(foreigntableid, attnum, true);
+            names.push(if name.is_null() {
+                String::new()
+            } else {
+                CStr::from_ptr(name).to_string_lossy().into_owned()
+            });
+        }
+        let columns: Vec<String> = names
+            .iter()
+            .map(|n| {
+                if n.is_empty() {
+                    "NULL".into()
+                } else {
+                    duck_ident(n)
+                }
+            })
+            .collect();
+        let mut sql = format!("SELECT {} FROM {relation}", columns.join(", "));
+        let clauses = pgrx::PgList::<pg_sys::RestrictInfo>::from_pg(scan_clauses);
+        let mut pushed = Vec::new();
+        let mut all_pushed = true;
+        for rinfo in clauses.iter_ptr() {
+            match deparse((*rinfo).clause.cast(), relid, &names) {
+                Some(condition) => pushed.push(condition),
+                None => all_pushed = false,
+            }
+        }
+        if !pushed.is_empty() {
+            sql.push_str(" WHERE ");
+            sql.push_str(&pushed.join(" AND "));
+        }
+        if all_pushed {
+            if let Some(limit) = pushable_limit(root) {
+                sql.push_str(&format!(" LIMIT {limit}"));
+            }
+        }
+        // Every clause is also checked here: pushing is only an optimisation.
+        let local = pg_sys::extract_actual_clauses(scan_clauses, false);
+        let c_sql = CString::new(sql).unwrap_or_default();
+        let private = pgrx::PgList::<pg_sys::Node>::new();
+        let mut private = private;
+        private.push(pg_sys::makeString(pg_sys::pstrdup(c_sql.as_ptr())).cast());
+        pg_sys::make_foreignscan(
+            tlist,
+            local,
+            relid,
+            std::ptr::null_mut(),
+            private.into_pg(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            outer_plan,
+        )
+    }
+}
+
+/// The LIMIT (plus OFFSET) of a query that reads only this relation with nothing in between.
+unsafe fn pushable_limit(root: *mut pg_sys::PlannerInfo) -> Option<u64> {
+    unsafe {
+        let parse = (*root).parse;
+        let limit = (*root).limit_tuples;
+        let simple = (*parse).sortClause.is_null()
+            && (*parse).groupClause.is_null()
+            && (*parse).distinctClause.is_null()
+            && (*parse).havingQual.is_null()
+            && !(*parse).hasAggs
+            && !(*parse).hasWindowFuncs
+            && !(*parse).hasTargetSRFs
+            && pg_sys::bms_num_members((*root).all_baserels) == 1;
+        (simple && (1.0..1e15).contains(&limit)).then(|| limit.ceil() as u64)
+    }
+}
+
+/// The Postgres types whose comparisons DuckDB evaluates identically.
+fn ordered_type(t: Oid) -> bool {
+    matches!(
+        t,
+        pg_sys::INT2OID
+            | pg_sys::INT4OID
+            | pg_sys::INT8OID
+            | pg_sys::FLOAT4OID
+            | pg_sys::FLOAT8OID
+            | pg_sys::NUMERICOID
+            | pg_sys::BOOLOID
+            | pg_sys::DATEOID
+            | pg_sys::TIMESTAMPOID
+            | pg_sys::TIMESTAMPTZOID
+    )
+}
+
+/// Text compares equal the same way everywhere (deterministic collations); order differs.
+fn text_type(t: Oid) -> bool {
+    matches!(t, pg_sys::TEXTOID | pg_sys::VARCHAROID)
+}
+
+/// DuckDB SQL for a WHERE clause, when it means exactly the same there.
+unsafe fn deparse(node: *mut pg_sys::Node, relid: u32, names: &[String]) -> Option<String> {
+    unsafe {
+        if node.is_null() {
+            return None;
+        }
+        match (*node).type_ {
+            pg_sys::NodeTag::T_Var => {
+                let var = node as *mut pg_sys::Var;
+                let attno = (*var).varattno;
+                let usable = (*var).varno as u32 == relid
+                    && (*var).varlevelsup == 0
+                    && attno > 0
+                    && (ordered_type((*var).vartype) || text_type((*var).vartype));
+                let name = names.get(attno as usize - 1).filter(|n| !n.is_empty());
+                usable.then(|| name.map(|n| duck_ident(n))).flatten()
+            }
+            pg_sys::NodeTag::T_RelabelType => deparse(
+                (*(node as *mut pg_sys::RelabelType)).arg.cast(),
+                relid,
+                names,
+            ),
+            pg_sys::NodeTag::T_Const => deparse_const(node as *mut pg_sys::Const),
+            pg_sys::NodeTag::T_OpExpr => {
+                let op = node as *mut pg_sys::OpExpr;
+                let args = pgrx::PgList::<pg_sys::Node>::from_pg((*op).args);
+                if args.len() != 2 || u32::from((*op).opno) >= pg_sys::FirstGenbkiObjectId {
+                    return None;
+                }
+                let name = pg_sys::get_opname((*op).opno);
+                let name = (!name.is_null()).then(|| CStr::from_ptr(name).to_bytes())?;
+                let left = args.get_ptr(0)?;
+                let right = args.get_ptr(1)?;
+                let text = [left, right]
+                    .iter()
+                    .any(|a| text_type(pg_sys::exprType(*a)));
+                let allowed: &[&[u8]] = if text {
+                    &[b"=", b"<>"]
+                } else {
+                    &[b"=", b"<>", b"<", b"<=", b">", b">="]
+                };
+                if !allowed.contains(&name) {
+                    return None;
+                }
+                let (l, r) = (deparse(left, relid, names)?, deparse(right, relid, names)?);
+                Some(format!("({l} {} {r})", std::str::from_utf8(name).ok()?))
+            }
+            pg_sys::NodeTag::T_BoolExpr => {
+                let expr = node as *mut pg_sys::BoolExpr;
+                let args = pgrx::PgList::<pg_sys::Node>::from_pg((*expr).args);
+                let parts: Option<Vec<String>> =
+                    args.iter_ptr().map(|a| deparse(a, relid, names)).collect();
+                let parts = parts?;
+                match (*expr).boolop {
+                    pg_sys::BoolExprType::AND_EXPR => Some(format!("({})", parts.join(" AND "))),
+                    pg_sys::BoolExprType::OR_EXPR => Some(format!("({})", parts.join(" OR "))),
+                    _ => parts.first().map(|p| format!("(NOT {p})")),
+                }
+            }
+            pg_sys::NodeTag::T_NullTest => {
+                let test = node as *mut pg_sys::NullTest;
+                if (*test).argisrow {
+                    return None;
+                }
+                let arg = deparse((*test).arg.cast(), relid, names)?;
+                Some(match (*test).nulltesttype {
+                    pg_sys::NullTestType::IS_NULL => format!("({arg} IS NULL)"),
+                    _ => format!("({arg} IS NOT NULL)"),
+                })
+            }
+            _ => None,
+        }
+    }
+}
+
+/// A constant as a DuckDB literal; dates and timestamps in ISO 8601 (independent of DateStyle).
+unsafe fn deparse_const(c: *mut pg_sys::Const) -> Option<String> {
+    unsafe {
+        if (*c).constisnull {
+            return None;
+        }
+        let value = (*c).constvalue;
+        let output = || {
+            let (mut out_fn, mut varlena) = (Oid::INVALID, false);
+            pg_sys::getTypeOutputInfo((*c).consttype, &mut out_fn, &mut varlena);
+            CStr::from_ptr(pg_sys::OidOutputFunctionCall(out_fn, value))
+                .to_string_lossy()
+                .into_owned()
+        };
+        let iso = |type_oid: Oid| {
+            let mut buf = [0 as std::ffi::c_char; pg_sys::MAXDATELEN as usize + 1];
+            pg_sys::JsonEncodeDateTime(buf.as_mut_ptr(), value, type_oid, std::ptr::null());
+            CStr::from_ptr(buf.as_ptr()).to_string_lossy().into_owned()
+        };
+        let finite = |text: &str| {
+            !text.is_empty()
+                && !text.to_ascii_lowercase().contains("inf")
+                && !text.to_ascii_lowercase().contains("nan")
+        };
+        match (*c).consttype {
+            pg_sys::BOOLOID => Some(if bool::from_datum(value, false)? {
+                "TRUE".into()
+            } else {
+                "FALSE".into()
+            }),
+            pg_sys::INT2OID | pg_sys::INT4OID | pg_sys::INT8OID => Some(output()),
+            pg_sys::FLOAT4OID | pg_sys::FLOAT8OID => {
+                let text = output();
+                finite(&text).then(|| format!("CAST('{text}' AS DOUBLE)"))
+            }
+            pg_sys::NUMERICOID => {
+                let text = output();
+                finite(&text).then_some(text)
+            }
+            pg_sys::TEXTOID | pg_sys::VARCHAROID => {
+                Some(format!("'{}'", output().replace('\'', "''")))
+            }
+            pg_sys::DATEOID => {
+                let text = iso(pg_sys::DATEOID);
+                finite(&text).then(|| format!("DATE '{text}'"))
+            }
+            pg_sys::TIMESTAMPOID => {
+                let text = iso(pg_sys::TIMESTAMPOID);
+                finite(&text).then(|| format!("CAST('{text}' AS TIMESTAMP)"))
+            }
+            pg_sys::TIMESTAMPTZOID => {
+                let text = iso(pg_sys::TIMESTAMPTZOID);
+                finite(&text).then(|| format!("CAST('{text}' AS TIMESTAMPTZ)"))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Per-scan state, in the executor's memory; the running DuckDB query is a Rust box.
+#[repr(C)]
+struct FdwState {
+    sql: *mut std::ffi::c_char,
+    running: *mut Running,
+    cleanup: pg_sys::MemoryContextCallback,
+}
+
+struct Running {
+    stream: RowStream,
+    shape: RowShape,
+    row: usize,
+}
+
+unsafe fn stop(state: *mut FdwState) {
+    unsafe {
+        let running = std::mem::replace(&mut (*state).running, std::ptr::null_mut());
+        if !running.is_null() {
+            drop(Box::from_raw(running));
+        }
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn drop_running(arg: *mut std::ffi::c_void) {
+    unsafe { stop(arg.cast()) };
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn begin(node: *mut pg_sys::ForeignScanState, _eflags: i32) {
+    unsafe {
+        let scan = (*node).ss.ps.plan as *mut pg_sys::ForeignScan;
+        let sql = pg_sys::list_nth((*scan).fdw_private, 0) as *mut pg_sys::String;
+        let state = pg_sys::palloc0(std::mem::size_of::<FdwState>()) as *mut FdwState;
+        (*state).sql = (*sql).sval;
+        (*state).cleanup.func = Some(drop_running);
+        (*state).cleanup.arg = state.cast();
+        let estate = (*node).ss.ps.state;
+        pg_sys::MemoryContextRegisterResetCallback((*estate).es_query_cxt, &mut (*state).cleanup);
+        (*node).fdw_state = state.cast();
+    }
+}
+
+unsafe fn start(state: *mut FdwState, slot: *mut pg_sys::TupleTableSlot) -> Result<Running> {
+    unsafe {
+        let sql = CStr::from_ptr((*state).sql).to_string_lossy().into_owned();
+        let stream = RowStream::open(&sql)?;
+        let shape = RowShape::plan(&stream.columns, (*slot).tts_tupleDescriptor, false)?;
+        Ok(Running {
+            stream,
+            shape,
+            row: 0,
+        })
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn iterate(
+    node: *mut pg_sys::ForeignScanState,
+) -> *mut pg_sys::TupleTableSlot {
+    unsafe {
+        let state = (*node).fdw_state as *mut FdwState;
+        let slot = (*node).ss.ss_ScanTupleSlot;
+        pg_sys::ExecClearTuple(slot);
+        if (*state).running.is_null() {
+            (*state).running = Box::into_raw(Box::new(start(state, slot).or_report()));
+        }
+        let running = &mut *(*state).running;
+        while running.row >= running.stream.len() {
+            if !running.stream.next_chunk().or_report() {
+                return slot;
+            }
+            running.row = 0;
+        }
+        let natts = (*(*slot).tts_tupleDescriptor).natts as usize;
+        let values = std::slice::from_raw_parts_mut((*slot).tts_values, natts);
+        let nulls = std::slice::from_raw_parts_mut((*slot).tts_isnull, natts);
+        // Values go to the per-tuple memory (the current context in IterateForeignScan).
+        running
+            .shape
+            .fill(running.stream.vectors(), running.row, values, nulls)
+            .or_report();
+        running.row += 1;
+        pg_sys::ExecStoreVirtualTuple(slot)
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn rescan(node: *mut pg_sys::ForeignScanState) {
+    unsafe { stop((*node).fdw_state.cast()) };
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn end(node: *mut pg_sys::ForeignScanState) {
+    unsafe {
+        if !(*node).fdw_state.is_null() {
+            stop((*node).fdw_state.cast());
+        }
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn explain(
+    node: *mut pg_sys::ForeignScanState,
+    es: *mut pg_sys::ExplainState,
+) {
+    unsafe {
+        let state = (*node).fdw_state as *mut FdwState;
+        pg_sys::ExplainPropertyText(c"DuckDB Query".as_ptr(), (*state).sql, es);
+    }
+}
