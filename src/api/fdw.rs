@@ -14,9 +14,8 @@ use std::ffi::{CStr, CString};
 use pgrx::pg_sys::{self, Datum, Oid};
 use pgrx::prelude::*;
 
-use super::rows::RowShape;
-use crate::engine::run::RowStream;
-use crate::error::{OrReport, Result};
+use super::rows::{stop_running, stop_running_callback, RunningScan};
+use crate::error::OrReport;
 
 /// `llm_sql.fdw_handler()`: the FDW's callbacks.
 #[pg_guard]
@@ -362,28 +361,8 @@ unsafe fn deparse_const(c: *mut pg_sys::Const) -> Option<String> {
 #[repr(C)]
 struct FdwState {
     sql: *mut std::ffi::c_char,
-    running: *mut Running,
+    running: *mut RunningScan,
     cleanup: pg_sys::MemoryContextCallback,
-}
-
-struct Running {
-    stream: RowStream,
-    shape: RowShape,
-    row: usize,
-}
-
-unsafe fn stop(state: *mut FdwState) {
-    unsafe {
-        let running = std::mem::replace(&mut (*state).running, std::ptr::null_mut());
-        if !running.is_null() {
-            drop(Box::from_raw(running));
-        }
-    }
-}
-
-#[pg_guard]
-unsafe extern "C-unwind" fn drop_running(arg: *mut std::ffi::c_void) {
-    unsafe { stop(arg.cast()) };
 }
 
 #[pg_guard]
@@ -393,24 +372,11 @@ unsafe extern "C-unwind" fn begin(node: *mut pg_sys::ForeignScanState, _eflags: 
         let sql = pg_sys::list_nth((*scan).fdw_private, 0) as *mut pg_sys::String;
         let state = pg_sys::palloc0(std::mem::size_of::<FdwState>()) as *mut FdwState;
         (*state).sql = (*sql).sval;
-        (*state).cleanup.func = Some(drop_running);
-        (*state).cleanup.arg = state.cast();
+        (*state).cleanup.func = Some(stop_running_callback);
+        (*state).cleanup.arg = (&raw mut (*state).running).cast();
         let estate = (*node).ss.ps.state;
         pg_sys::MemoryContextRegisterResetCallback((*estate).es_query_cxt, &mut (*state).cleanup);
         (*node).fdw_state = state.cast();
-    }
-}
-
-unsafe fn start(state: *mut FdwState, slot: *mut pg_sys::TupleTableSlot) -> Result<Running> {
-    unsafe {
-        let sql = CStr::from_ptr((*state).sql).to_string_lossy().into_owned();
-        let stream = RowStream::open(&sql)?;
-        let shape = RowShape::plan(&stream.columns, (*slot).tts_tupleDescriptor, false)?;
-        Ok(Running {
-            stream,
-            shape,
-            row: 0,
-        })
     }
 }
 
@@ -423,38 +389,31 @@ unsafe extern "C-unwind" fn iterate(
         let slot = (*node).ss.ss_ScanTupleSlot;
         pg_sys::ExecClearTuple(slot);
         if (*state).running.is_null() {
-            (*state).running = Box::into_raw(Box::new(start(state, slot).or_report()));
-        }
-        let running = &mut *(*state).running;
-        while running.row >= running.stream.len() {
-            if !running.stream.next_chunk().or_report() {
-                return slot;
-            }
-            running.row = 0;
+            let sql = CStr::from_ptr((*state).sql).to_string_lossy();
+            let running = RunningScan::start(&sql, (*slot).tts_tupleDescriptor, false);
+            (*state).running = Box::into_raw(Box::new(running.or_report()));
         }
         let natts = (*(*slot).tts_tupleDescriptor).natts as usize;
         let values = std::slice::from_raw_parts_mut((*slot).tts_values, natts);
         let nulls = std::slice::from_raw_parts_mut((*slot).tts_isnull, natts);
         // Values go to the per-tuple memory (the current context in IterateForeignScan).
-        running
-            .shape
-            .fill(running.stream.vectors(), running.row, values, nulls)
-            .or_report();
-        running.row += 1;
+        if !(*(*state).running).next_row(values, nulls).or_report() {
+            return slot;
+        }
         pg_sys::ExecStoreVirtualTuple(slot)
     }
 }
 
 #[pg_guard]
 unsafe extern "C-unwind" fn rescan(node: *mut pg_sys::ForeignScanState) {
-    unsafe { stop((*node).fdw_state.cast()) };
+    unsafe { stop_running(&raw mut (*((*node).fdw_state as *mut FdwState)).running) };
 }
 
 #[pg_guard]
 unsafe extern "C-unwind" fn end(node: *mut pg_sys::ForeignScanState) {
     unsafe {
         if !(*node).fdw_state.is_null() {
-            stop((*node).fdw_state.cast());
+            stop_running(&raw mut (*((*node).fdw_state as *mut FdwState)).running);
         }
     }
 }

@@ -7,7 +7,7 @@ use pgrx::PgSqlErrorCode;
 
 use crate::engine::convert::{ensure_supported, write_json, Converter};
 use crate::engine::ffi::Vector;
-use crate::engine::run::Column;
+use crate::engine::run::{Column, RowStream};
 use crate::engine::types::{DuckType, PgType};
 use crate::error::{Error, Result};
 
@@ -162,4 +162,66 @@ impl RowShape {
         }
         Ok(())
     }
+}
+
+/// A DuckDB query being read into tuples one row at a time (the streaming custom scan and the
+/// foreign data wrapper), boxed behind a pointer in the executor's scan state.
+pub struct RunningScan {
+    stream: RowStream,
+    shape: RowShape,
+    row: usize,
+}
+
+impl RunningScan {
+    /// Starts `sql` and plans its rows into `tupdesc` (or jsonb rows).
+    ///
+    /// # Safety
+    /// `tupdesc` must be a valid tuple descriptor.
+    pub unsafe fn start(sql: &str, tupdesc: pg_sys::TupleDesc, json: bool) -> Result<RunningScan> {
+        let stream = RowStream::open(sql)?;
+        // SAFETY: the caller's descriptor.
+        let shape = unsafe { RowShape::plan(&stream.columns, tupdesc, json)? };
+        Ok(RunningScan {
+            stream,
+            shape,
+            row: 0,
+        })
+    }
+
+    /// Fills `values`/`nulls` with the next row; false at the end.
+    pub fn next_row(&mut self, values: &mut [Datum], nulls: &mut [bool]) -> Result<bool> {
+        while self.row >= self.stream.len() {
+            if !self.stream.next_chunk()? {
+                return Ok(false);
+            }
+            self.row = 0;
+        }
+        self.shape
+            .fill(self.stream.vectors(), self.row, values, nulls)?;
+        self.row += 1;
+        Ok(true)
+    }
+}
+
+/// Drops the running scan behind `slot`, if any.
+///
+/// # Safety
+/// `slot` points at a field that is null or holds a pointer from `Box::into_raw`.
+pub unsafe fn stop_running(slot: *mut *mut RunningScan) {
+    // SAFETY: see the function's contract.
+    unsafe {
+        let running = std::mem::replace(&mut *slot, std::ptr::null_mut());
+        if !running.is_null() {
+            drop(Box::from_raw(running));
+        }
+    }
+}
+
+/// Memory-context reset callback (argument: the `*mut *mut RunningScan` field): stops the
+/// DuckDB query when the executor's memory goes away without the scan's end callback (errors,
+/// cancels).
+#[pgrx::pg_guard]
+pub unsafe extern "C-unwind" fn stop_running_callback(arg: *mut std::ffi::c_void) {
+    // SAFETY: registered with a pointer to a running-scan field.
+    unsafe { stop_running(arg.cast()) };
 }

@@ -16,8 +16,7 @@ use pgrx::pg_sys::{self, Datum, Oid};
 use pgrx::prelude::*;
 
 use super::query::required;
-use super::rows::RowShape;
-use crate::engine::run::RowStream;
+use super::rows::{stop_running, stop_running_callback, RunningScan};
 use crate::error::{OrReport, Result};
 
 static mut PREVIOUS_HOOK: pg_sys::set_rel_pathlist_hook_type = None;
@@ -194,20 +193,13 @@ unsafe extern "C-unwind" fn plan_path(
     }
 }
 
-/// What runs while rows are read: the DuckDB stream and how its rows become tuples.
-struct Running {
-    stream: RowStream,
-    shape: RowShape,
-    row: usize,
-}
-
 #[repr(C)]
 struct DuckScanState {
     css: pg_sys::CustomScanState,
     sql: *mut pg_sys::ExprState,
     json: bool,
     funcid: Oid,
-    running: *mut Running,
+    running: *mut RunningScan,
     /// Drops `running` if the query ends without EndCustomScan (errors, cancels).
     cleanup: pg_sys::MemoryContextCallback,
 }
@@ -226,20 +218,6 @@ unsafe extern "C-unwind" fn create_state(cscan: *mut pg_sys::CustomScan) -> *mut
         (*state).funcid = Oid::from(private_int((*cscan).custom_private, 1) as u32);
         state.cast()
     }
-}
-
-unsafe fn stop(state: *mut DuckScanState) {
-    unsafe {
-        let running = std::mem::replace(&mut (*state).running, std::ptr::null_mut());
-        if !running.is_null() {
-            drop(Box::from_raw(running));
-        }
-    }
-}
-
-#[pg_guard]
-unsafe extern "C-unwind" fn drop_running(arg: *mut std::ffi::c_void) {
-    unsafe { stop(arg.cast()) };
 }
 
 #[pg_guard]
@@ -268,27 +246,21 @@ unsafe extern "C-unwind" fn begin(
         let cscan = (*node).ss.ps.plan as *mut pg_sys::CustomScan;
         let sql_expr = pg_sys::list_nth((*cscan).custom_exprs, 0) as *mut pg_sys::Expr;
         (*state).sql = pg_sys::ExecInitExpr(sql_expr, &mut (*node).ss.ps);
-        (*state).cleanup.func = Some(drop_running);
-        (*state).cleanup.arg = state.cast();
+        (*state).cleanup.func = Some(stop_running_callback);
+        (*state).cleanup.arg = (&raw mut (*state).running).cast();
         pg_sys::MemoryContextRegisterResetCallback((*estate).es_query_cxt, &mut (*state).cleanup);
     }
 }
 
 /// Evaluates the SQL argument and starts the DuckDB query.
-unsafe fn start(state: *mut DuckScanState) -> Result<Running> {
+unsafe fn start(state: *mut DuckScanState) -> Result<RunningScan> {
     unsafe {
         let econtext = (*state).css.ss.ps.ps_ExprContext;
         let mut is_null = false;
         let datum = pg_sys::ExecEvalExpr((*state).sql, econtext, &mut is_null);
         let sql: Option<String> = String::from_datum(datum, is_null);
-        let stream = RowStream::open(&required(sql, "sql")?)?;
         let tupdesc = (*(*state).css.ss.ss_ScanTupleSlot).tts_tupleDescriptor;
-        let shape = RowShape::plan(&stream.columns, tupdesc, (*state).json)?;
-        Ok(Running {
-            stream,
-            shape,
-            row: 0,
-        })
+        RunningScan::start(&required(sql, "sql")?, tupdesc, (*state).json)
     }
 }
 
@@ -303,12 +275,6 @@ unsafe extern "C-unwind" fn next_row(ss: *mut pg_sys::ScanState) -> *mut pg_sys:
             (*state).running = Box::into_raw(Box::new(start(state).or_report()));
         }
         let running = &mut *(*state).running;
-        while running.row >= running.stream.len() {
-            if !running.stream.next_chunk().or_report() {
-                return slot;
-            }
-            running.row = 0;
-        }
         let natts = (*(*slot).tts_tupleDescriptor).natts as usize;
         let values = std::slice::from_raw_parts_mut((*slot).tts_values, natts);
         let nulls = std::slice::from_raw_parts_mut((*slot).tts_isnull, natts);
@@ -316,12 +282,11 @@ unsafe extern "C-unwind" fn next_row(ss: *mut pg_sys::ScanState) -> *mut pg_sys:
         // (CurrentMemoryContext is set directly: this runs once per row.)
         let old = pg_sys::CurrentMemoryContext;
         pg_sys::CurrentMemoryContext = (*(*ss).ps.ps_ExprContext).ecxt_per_tuple_memory;
-        let filled = running
-            .shape
-            .fill(running.stream.vectors(), running.row, values, nulls);
+        let filled = running.next_row(values, nulls);
         pg_sys::CurrentMemoryContext = old;
-        filled.or_report();
-        running.row += 1;
+        if !filled.or_report() {
+            return slot;
+        }
         store_virtual(slot, natts)
     }
 }
@@ -382,13 +347,13 @@ unsafe extern "C-unwind" fn exec(
 
 #[pg_guard]
 unsafe extern "C-unwind" fn end(node: *mut pg_sys::CustomScanState) {
-    unsafe { stop(node.cast()) };
+    unsafe { stop_running(&raw mut (*(node as *mut DuckScanState)).running) };
 }
 
 #[pg_guard]
 unsafe extern "C-unwind" fn rescan(node: *mut pg_sys::CustomScanState) {
     unsafe {
-        stop(node.cast());
+        stop_running(&raw mut (*(node as *mut DuckScanState)).running);
         pg_sys::ExecScanReScan(&mut (*node).ss);
     }
 }
