@@ -97,9 +97,17 @@ fn run_to_end(session: &Session, prepared: &Prepared) -> Result<u64> {
 /// the statement's reads of the local database (kept until the statement ends).
 fn parse<'s>(session: &'s Session, sql: &str) -> Result<(Statements<'s>, LocalScans)> {
     check_sql_text(sql)?;
-    let catalogs = security::check_functions(session.conn(), session.engine.profile, sql)?;
+    // One parse into DuckDB's syntax tree serves the function gate (non-superusers) and the
+    // search for local tables (SQL that mentions `pg`).
+    let profile = session.engine.profile;
+    let tree = if profile != security::Profile::Superuser || crate::local::mentions_catalog(sql) {
+        security::syntax_tree(session.conn(), sql)?
+    } else {
+        None
+    };
+    let catalogs = security::check_functions(profile, sql, tree.as_ref())?;
     crate::attach::check_references(&catalogs)?;
-    let local = crate::local::prepare(session.conn(), sql)?;
+    let local = crate::local::prepare(session.conn(), tree.as_ref())?;
     session.serving_local_scans.set(!local.is_empty());
     let statements = call(session, || session.conn().extract(sql))?;
     if statements.len() == 0 {

@@ -225,30 +225,39 @@ fn called_names(sql: &str) -> Vec<String> {
     names
 }
 
-/// Refuses, for non-superusers, SQL that calls a [`denied_function`]. SELECT statements are
-/// checked on DuckDB's own syntax tree (`json_serialize_sql`); other statements, which DuckDB
-/// cannot serialize, by a conservative scan of the text. Returns the catalog and schema names
-/// the SELECTs read tables from (empty for superusers), so that the caller can name an
-/// attachment the role may not use.
-pub fn check_functions(conn: &Connection, profile: Profile, sql: &str) -> Result<Vec<String>> {
-    if profile == Profile::Superuser {
-        return Ok(Vec::new());
-    }
+/// DuckDB's own syntax tree of `sql` (`json_serialize_sql`); `None` when DuckDB cannot
+/// serialize it (only SELECT statements can be) or cannot parse it.
+pub fn syntax_tree(conn: &Connection, sql: &str) -> Result<Option<serde_json::Value>> {
     let serialized = super::query_strings(
         conn,
         &format!("SELECT json_serialize_sql('{}')", sql.replace('\'', "''")),
     )?;
-    let tree = serialized
+    Ok(serialized
         .first()
         .and_then(|v| v.as_deref())
         .and_then(|json| serde_json::from_str::<serde_json::Value>(json).ok())
-        .filter(|tree| tree["error"] == serde_json::Value::Bool(false));
+        .filter(|tree| tree["error"] == serde_json::Value::Bool(false)))
+}
+
+/// Refuses, for non-superusers, SQL that calls a [`denied_function`]. SELECT statements are
+/// checked on their syntax `tree` ([`syntax_tree`]); other statements, which DuckDB cannot
+/// serialize, by a conservative scan of the text. Returns the catalog and schema names the
+/// SELECTs read tables from (empty for superusers), so that the caller can name an attachment
+/// the role may not use.
+pub fn check_functions(
+    profile: Profile,
+    sql: &str,
+    tree: Option<&serde_json::Value>,
+) -> Result<Vec<String>> {
+    if profile == Profile::Superuser {
+        return Ok(Vec::new());
+    }
     let (mut names, mut catalogs) = (Vec::new(), Vec::new());
     match tree {
         Some(tree) => {
-            values_of(&tree, "function_name", &mut names);
-            values_of(&tree, "catalog_name", &mut catalogs);
-            values_of(&tree, "schema_name", &mut catalogs);
+            values_of(tree, "function_name", &mut names);
+            values_of(tree, "catalog_name", &mut catalogs);
+            values_of(tree, "schema_name", &mut catalogs);
         }
         None => names = called_names(sql),
     }

@@ -19,7 +19,7 @@ use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode;
 
 use crate::engine::ffi::Connection;
-use crate::engine::{query_strings, run_internal};
+use crate::engine::run_internal;
 use crate::error::{Error, Result};
 use scan::{ColumnSpec, ScanSpec, Transport};
 
@@ -32,30 +32,19 @@ pub fn install(conn: &Connection) -> Result<()> {
     scan::register(conn)
 }
 
-/// `(schema, table)` of every table the statement reads from catalog `pg`; `schema` is `None`
-/// for the two-part form `pg.table` (resolved with Postgres's search_path).
-fn referenced(conn: &Connection, sql: &str) -> Result<Vec<(Option<String>, String)>> {
-    if !sql.to_ascii_lowercase().contains(CATALOG) {
-        return Ok(Vec::new());
-    }
-    let tree = query_strings(
-        conn,
-        &format!("SELECT json_serialize_sql('{}')", sql.replace('\'', "''")),
-    )?;
-    let Some(tree) = tree
-        .first()
-        .and_then(|t| t.as_deref())
-        .and_then(|t| serde_json::from_str::<serde_json::Value>(t).ok())
-        .filter(|t| t["error"] == serde_json::Value::Bool(false))
-    else {
-        // Not a SELECT (DuckDB cannot serialize other statements): no `pg` tables for it.
-        return Ok(Vec::new());
-    };
+/// Whether `sql` may name catalog `pg` at all (cheap test before parsing).
+pub fn mentions_catalog(sql: &str) -> bool {
+    sql.to_ascii_lowercase().contains(CATALOG)
+}
+
+/// `(schema, table)` of every table a SELECT's syntax tree reads from catalog `pg`; `schema`
+/// is `None` for the two-part form `pg.table` (resolved with Postgres's search_path).
+fn referenced(tree: &serde_json::Value) -> Vec<(Option<String>, String)> {
     let mut found = Vec::new();
-    collect_tables(&tree, &mut found);
+    collect_tables(tree, &mut found);
     found.sort();
     found.dedup();
-    Ok(found)
+    found
 }
 
 fn collect_tables(node: &serde_json::Value, out: &mut Vec<(Option<String>, String)>) {
@@ -99,10 +88,11 @@ impl Drop for LocalScans {
     }
 }
 
-/// Resolves the statement's `pg` tables and (re)creates their DuckDB views.
-pub fn prepare(conn: &Connection, sql: &str) -> Result<LocalScans> {
+/// Resolves the `pg` tables of a statement's syntax tree (`None`: not a SELECT, or one that
+/// does not mention `pg`) and (re)creates their DuckDB views.
+pub fn prepare(conn: &Connection, tree: Option<&serde_json::Value>) -> Result<LocalScans> {
     let mut scans = LocalScans::default();
-    for (schema, table) in referenced(conn, sql)? {
+    for (schema, table) in tree.map(referenced).unwrap_or_default() {
         let spec = resolve(schema.as_deref(), &table)?;
         let view_schema = schema.unwrap_or_else(|| "main".to_string());
         let select_list: Vec<String> = spec
