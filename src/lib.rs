@@ -10,6 +10,7 @@ mod attach;
 mod engine;
 mod error;
 mod local;
+mod quote;
 mod settings;
 
 // (pgrx 0.18.1's bare `version` key fills in the name field; the version is spelled out.)

@@ -6,9 +6,10 @@ use pgrx::datum::TimestampWithTimeZone;
 use pgrx::prelude::*;
 use pgrx::JsonB;
 
-use super::query::{column_definitions, quote_ident, required};
+use super::query::{column_definitions, quote_literal, required};
 use crate::attach::{self, dsn};
 use crate::error::{Error, OrReport, Result};
+use crate::quote;
 
 #[pg_extern(volatile, parallel_unsafe, name = "attach_internal")]
 fn attach_internal(
@@ -98,7 +99,7 @@ fn import_schema(
         let schema = into_schema.unwrap_or(alias);
         Spi::run(&format!(
             "CREATE SCHEMA IF NOT EXISTS {}",
-            quote_ident(schema)
+            quote::ident(schema)
         ))?;
         let mut imported = 0;
         for (source_schema, table) in &tables {
@@ -110,34 +111,24 @@ fn import_schema(
             };
             let relation = format!(
                 "\"{alias}\".{}.{}",
-                duck_ident(source_schema),
-                duck_ident(table)
+                quote::ident(source_schema),
+                quote::ident(table)
             );
             let columns = column_definitions(&format!("SELECT * FROM {relation}"))?;
-            let qualified = format!("{}.{}", quote_ident(schema), quote_ident(&name));
+            let qualified = format!("{}.{}", quote::ident(schema), quote::ident(&name));
             if or_replace {
                 Spi::run(&format!("DROP FOREIGN TABLE IF EXISTS {qualified}"))?;
             }
             Spi::run(&format!(
                 "CREATE FOREIGN TABLE {qualified} ({}) SERVER llm_sql_duckdb OPTIONS (relation {})",
                 columns.join(", "),
-                pg_literal(&relation)
+                quote_literal(&relation)?
             ))?;
             imported += 1;
         }
         Ok(imported)
     };
     run().or_report()
-}
-
-/// A Postgres string literal.
-fn pg_literal(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "''"))
-}
-
-/// A DuckDB identifier, double-quoted.
-fn duck_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 fn role_oid(role: Option<&str>) -> Result<pgrx::pg_sys::Oid> {

@@ -16,6 +16,7 @@ use pgrx::prelude::*;
 
 use super::rows::{stop_running, stop_running_callback, RunningScan};
 use crate::error::OrReport;
+use crate::quote;
 
 /// `llm_sql.fdw_handler()`: the FDW's callbacks.
 #[pg_guard]
@@ -107,10 +108,6 @@ unsafe fn relation_option(foreigntableid: Oid) -> Option<String> {
     }
 }
 
-fn duck_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
 #[pg_guard]
 unsafe extern "C-unwind" fn plan(
     root: *mut pg_sys::PlannerInfo,
@@ -142,7 +139,7 @@ unsafe extern "C-unwind" fn plan(
                 if n.is_empty() {
                     "NULL".into()
                 } else {
-                    duck_ident(n)
+                    quote::ident(n)
                 }
             })
             .collect();
@@ -238,7 +235,7 @@ unsafe fn deparse(node: *mut pg_sys::Node, relid: u32, names: &[String]) -> Opti
                     && attno > 0
                     && (ordered_type((*var).vartype) || text_type((*var).vartype));
                 let name = names.get(attno as usize - 1).filter(|n| !n.is_empty());
-                usable.then(|| name.map(|n| duck_ident(n))).flatten()
+                usable.then(|| name.map(|n| quote::ident(n))).flatten()
             }
             pg_sys::NodeTag::T_RelabelType => deparse(
                 (*(node as *mut pg_sys::RelabelType)).arg.cast(),
@@ -337,9 +334,7 @@ unsafe fn deparse_const(c: *mut pg_sys::Const) -> Option<String> {
                 let text = output();
                 finite(&text).then_some(text)
             }
-            pg_sys::TEXTOID | pg_sys::VARCHAROID => {
-                Some(format!("'{}'", output().replace('\'', "''")))
-            }
+            pg_sys::TEXTOID | pg_sys::VARCHAROID => Some(quote::duck_literal(&output())),
             pg_sys::DATEOID => {
                 let text = iso(pg_sys::DATEOID);
                 finite(&text).then(|| format!("DATE '{text}'"))

@@ -10,6 +10,7 @@ use crate::engine::convert::Converter;
 use crate::engine::ffi::Vector;
 use crate::engine::run::{self, RowStream};
 use crate::error::{Error, OrReport, Result};
+use crate::quote;
 
 pub fn required<T>(value: Option<T>, name: &str) -> Result<T> {
     value.ok_or_else(|| {
@@ -145,18 +146,15 @@ pub fn column_definitions(sql: &str) -> Result<Vec<String>> {
         let converter = Converter::new(column.duck, None, name, i + 1)?;
         definitions.push(format!(
             "{} {}",
-            quote_ident(name),
+            quote::ident(name),
             converter.natural.sql_name()
         ));
     }
     Ok(definitions)
 }
 
-pub fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
-fn quote_literal(text: &str) -> Result<String> {
+/// A Postgres string literal, escaped by Postgres itself (whatever standard_conforming_strings says).
+pub fn quote_literal(text: &str) -> Result<String> {
     let c = std::ffi::CString::new(text)
         .map_err(|_| Error::invalid_parameter("sql must not contain NUL bytes"))?;
     // SAFETY: quote_literal_cstr returns a palloc'd, correctly escaped literal.

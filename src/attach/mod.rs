@@ -20,6 +20,7 @@ use crate::engine::ffi::Connection;
 use crate::engine::security::Profile;
 use crate::engine::{self, Engine};
 use crate::error::{Error, Result};
+use crate::quote;
 use crate::settings;
 use dsn::{Connect, Kind};
 use registry::Entry;
@@ -215,13 +216,25 @@ fn permission_denied(alias: &str) -> Error {
 
 /// Names a query reads from that are attachments the current role may not use: an error
 /// that says so, instead of DuckDB's "does not exist".
-pub fn check_references(names: &[String]) -> Result<()> {
-    if names.iter().all(|n| n.is_empty()) {
+/// Names that cannot be a forbidden attachment (reserved names, and aliases `engine` already
+/// attached, which its role may use) are skipped without reading the registry.
+pub fn check_references(engine: &Engine, names: &[String]) -> Result<()> {
+    let attached = engine.attached.borrow();
+    let unknown: Vec<&String> = names
+        .iter()
+        .filter(|n| {
+            !n.is_empty()
+                && !RESERVED.contains(&n.as_str())
+                && !attached.iter().any(|e| &e.alias == *n)
+        })
+        .collect();
+    drop(attached);
+    if unknown.is_empty() {
         return Ok(());
     }
     let user = current_user();
     for entry in registry::all()? {
-        if names.contains(&entry.alias) && !entry.usable_by(user) {
+        if unknown.contains(&&entry.alias) && !entry.usable_by(user) {
             return Err(permission_denied(&entry.alias));
         }
     }
@@ -320,7 +333,7 @@ pub fn attach_into(conn: &Connection, entry: &Entry) -> Result<usize> {
         let secret = secret_name(alias);
         let password = password
             .as_deref()
-            .map(|p| format!(", PASSWORD {}", literal(p)))
+            .map(|p| format!(", PASSWORD {}", quote::duck_literal(p)))
             .unwrap_or_default();
         run(&format!(
             "CREATE OR REPLACE TEMPORARY SECRET {secret} (TYPE {}{password})",
@@ -333,7 +346,7 @@ pub fn attach_into(conn: &Connection, entry: &Entry) -> Result<usize> {
     }
     run(&format!(
         "ATTACH {} AS \"{alias}\" ({})",
-        literal(&source),
+        quote::duck_literal(&source),
         options.join(", ")
     ))
     .map_err(|e| {
@@ -374,11 +387,6 @@ pub fn detach_from(conn: &Connection, alias: &str) -> Result<()> {
 
 fn secret_name(alias: &str) -> String {
     format!("\"llm_sql_attachment_{alias}\"")
-}
-
-/// A DuckDB string literal.
-fn literal(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "''"))
 }
 
 fn scrubbed(mut error: Error, password: Option<&str>) -> Error {

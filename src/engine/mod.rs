@@ -245,8 +245,8 @@ impl Engine {
         run_internal(
             &conn,
             &format!(
-                "SET TimeZone = '{}'",
-                session_timezone().replace('\'', "''")
+                "SET TimeZone = {}",
+                crate::quote::duck_literal(&session_timezone())
             ),
         )?;
         let engine = Engine {

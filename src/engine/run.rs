@@ -106,7 +106,7 @@ fn parse<'s>(session: &'s Session, sql: &str) -> Result<(Statements<'s>, LocalSc
         None
     };
     let catalogs = security::check_functions(profile, sql, tree.as_ref())?;
-    crate::attach::check_references(&catalogs)?;
+    crate::attach::check_references(&session.engine, &catalogs)?;
     let local = crate::local::prepare(session.conn(), tree.as_ref())?;
     session.serving_local_scans.set(!local.is_empty());
     let statements = call(session, || session.conn().extract(sql))?;

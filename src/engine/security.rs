@@ -230,7 +230,10 @@ fn called_names(sql: &str) -> Vec<String> {
 pub fn syntax_tree(conn: &Connection, sql: &str) -> Result<Option<serde_json::Value>> {
     let serialized = super::query_strings(
         conn,
-        &format!("SELECT json_serialize_sql('{}')", sql.replace('\'', "''")),
+        &format!(
+            "SELECT json_serialize_sql({})",
+            crate::quote::duck_literal(sql)
+        ),
     )?;
     Ok(serialized
         .first()

@@ -21,6 +21,7 @@ use pgrx::PgSqlErrorCode;
 use crate::engine::ffi::Connection;
 use crate::engine::run_internal;
 use crate::error::{Error, Result};
+use crate::quote;
 use scan::{ColumnSpec, ScanSpec, Transport};
 
 /// The catalog name of the local database inside DuckDB.
@@ -99,7 +100,7 @@ pub fn prepare(conn: &Connection, tree: Option<&serde_json::Value>) -> Result<Lo
             .columns
             .iter()
             .map(|c| {
-                let column = duck_ident(&c.name);
+                let column = quote::ident(&c.name);
                 format!("{} AS {column}", c.view_expr.replace("$c", &column))
             })
             .collect();
@@ -110,8 +111,8 @@ pub fn prepare(conn: &Connection, tree: Option<&serde_json::Value>) -> Result<Lo
             &format!(
                 "CREATE SCHEMA IF NOT EXISTS {CATALOG}.{schema}; \
                  CREATE OR REPLACE VIEW {CATALOG}.{schema}.{table} AS SELECT {list} FROM llm_sql_pg_scan({token})",
-                schema = duck_ident(&view_schema),
-                table = duck_ident(&table),
+                schema = quote::ident(&view_schema),
+                table = quote::ident(&table),
                 list = if select_list.is_empty() {
                     "*".to_string()
                 } else {
@@ -123,19 +124,11 @@ pub fn prepare(conn: &Connection, tree: Option<&serde_json::Value>) -> Result<Lo
     Ok(scans)
 }
 
-fn duck_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
-fn pg_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
 /// Looks the relation up as the current role would (search_path for `pg.table`).
 fn resolve(schema: Option<&str>, table: &str) -> Result<ScanSpec> {
     let name = match schema {
-        Some(schema) => format!("{}.{}", pg_ident(schema), pg_ident(table)),
-        None => pg_ident(table),
+        Some(schema) => format!("{}.{}", quote::ident(schema), quote::ident(table)),
+        None => quote::ident(table),
     };
     let shown = match schema {
         Some(schema) => format!("{CATALOG}.{schema}.{table}"),
@@ -175,7 +168,7 @@ fn resolve(schema: Option<&str>, table: &str) -> Result<ScanSpec> {
 /// DuckDB expression (over `$c`) the view exposes. Types without an exact binary match travel
 /// as text in a form that does not depend on DateStyle and friends.
 fn column_spec(name: String, type_oid: Oid, typmod: i32) -> ColumnSpec {
-    let q = pg_ident(&name);
+    let q = quote::ident(&name);
     let (fetch, transport, view): (String, Transport, &str) = match type_oid {
         pg_sys::BOOLOID => (q, Transport::Bool, "$c"),
         pg_sys::INT2OID => (q, Transport::I16, "$c"),

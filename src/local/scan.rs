@@ -137,7 +137,6 @@ enum Values {
 
 struct Batch {
     len: usize,
-    first_row: u64,
     columns: Vec<Values>,
 }
 
@@ -399,7 +398,7 @@ unsafe fn write_batch(batch: &Batch, output: ffi::duckdb_data_chunk) {
                 Values::RowId => {
                     let data = ffi::duckdb_vector_get_data(vector) as *mut i64;
                     for row in 0..batch.len {
-                        *data.add(row) = (batch.first_row + row as u64) as i64;
+                        *data.add(row) = row as i64;
                     }
                 }
             }
@@ -511,7 +510,6 @@ fn serve(state: &Arc<ScanState>) -> std::result::Result<Batch, Box<CaughtError>>
     if state.spec.released.load(Ordering::SeqCst) {
         return Ok(Batch {
             len: 0,
-            first_row: 0,
             columns: Vec::new(),
         });
     }
@@ -600,11 +598,7 @@ fn fetch_batch(state: &ScanState) -> Batch {
             len += 1;
         }
         cursor.detach_into_name();
-        Batch {
-            len,
-            first_row: 0,
-            columns,
-        }
+        Batch { len, columns }
     })
 }
 
