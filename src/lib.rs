@@ -7,11 +7,15 @@ use pgrx::prelude::*;
 
 mod api;
 mod attach;
+mod embeddings;
 mod engine;
 mod error;
+mod llm;
 mod local;
 mod quote;
+mod run_as;
 mod settings;
+mod worker;
 
 // (pgrx 0.18.1's bare `version` key fills in the name field; the version is spelled out.)
 ::pgrx::pg_module_magic!(
@@ -29,6 +33,7 @@ pub extern "C-unwind" fn _PG_init() {
     settings::init();
     api::scan::init();
     attach::registry::init();
+    worker::register();
 }
 
 pgrx::extension_sql!(

@@ -8,7 +8,7 @@
 
 use std::ffi::{CStr, CString};
 
-use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting};
+use pgrx::{GucContext, GucFlags, GucRegistry, GucSetting, PostgresGucEnum};
 
 pub static DUCKDB_MEMORY_LIMIT: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c"128MB"));
@@ -21,6 +21,30 @@ pub static DUCKDB_EXTENSION_DIRECTORY: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c""));
 pub static ATTACH_ROLE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c""));
 pub static ATTACH_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(10_000);
+
+/// Which HTTP API the LLM server speaks.
+#[derive(PostgresGucEnum, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum LlmApi {
+    #[name = c"ollama"]
+    Ollama,
+    #[name = c"openai"]
+    OpenAi,
+}
+
+pub static LLM_URL: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"http://127.0.0.1:11434"));
+pub static LLM_API: GucSetting<LlmApi> = GucSetting::<LlmApi>::new(LlmApi::Ollama);
+pub static LLM_API_KEY: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static CHAT_MODEL: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"qwen2.5-coder:7b"));
+pub static EMBEDDING_MODEL: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"nomic-embed-text"));
+pub static REQUEST_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(120_000);
+pub static MAX_RETRIES: GucSetting<i32> = GucSetting::<i32>::new(2);
+pub static EMBEDDING_BATCH_SIZE: GucSetting<i32> = GucSetting::<i32>::new(64);
+pub static WORKER_DATABASE: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c""));
+pub static WORKER_NAPTIME_MS: GucSetting<i32> = GucSetting::<i32>::new(5_000);
 
 /// Registers the settings; called from `_PG_init`.
 pub fn init() {
@@ -84,9 +108,123 @@ pub fn init() {
         GucContext::Suset,
         GucFlags::default(),
     );
+    llm_settings();
     // SAFETY: called from _PG_init on the backend thread; reserves the prefix so that typos in
     // llm_sql.* names are errors instead of silent placeholders.
     unsafe { pgrx::pg_sys::MarkGUCPrefixReserved(c"llm_sql".as_ptr()) };
+}
+
+/// The LLM server settings. The server's address, API and key are superuser-only: otherwise any
+/// role could make the database server send requests (with the key) to any host.
+fn llm_settings() {
+    GucRegistry::define_string_guc(
+        c"llm_sql.llm_url",
+        c"Base URL of the LLM server (Ollama, or OpenAI-compatible with llm_sql.llm_api = openai).",
+        c"For openai, /v1/... is appended unless the URL already ends in /v1.",
+        &LLM_URL,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_enum_guc(
+        c"llm_sql.llm_api",
+        c"HTTP API of the LLM server: ollama or openai (vLLM, llama.cpp, LM Studio, OpenAI).",
+        c"",
+        &LLM_API,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    // SAFETY: show_api_key is a plain function that never raises an error.
+    unsafe {
+        GucRegistry::define_string_guc_with_hooks(
+            c"llm_sql.llm_api_key",
+            c"API key sent as a Bearer token to the LLM server; never shown.",
+            c"SHOW displays ******** when set.",
+            &LLM_API_KEY,
+            GucContext::Suset,
+            GucFlags::SUPERUSER_ONLY | GucFlags::NO_SHOW_ALL,
+            None,
+            None,
+            Some(show_api_key),
+        )
+    };
+    GucRegistry::define_string_guc(
+        c"llm_sql.chat_model",
+        c"Model for generate, chat and ask when the call names none.",
+        c"",
+        &CHAT_MODEL,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
+        c"llm_sql.embedding_model",
+        c"Model for embed, embed_column, auto_embed and the searches when the call names none.",
+        c"",
+        &EMBEDDING_MODEL,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"llm_sql.request_timeout",
+        c"Longest wait for one HTTP request to the LLM server, retries not included.",
+        c"",
+        &REQUEST_TIMEOUT_MS,
+        100,
+        3_600_000,
+        GucContext::Userset,
+        GucFlags::UNIT_MS,
+    );
+    GucRegistry::define_int_guc(
+        c"llm_sql.max_retries",
+        c"Retries of an LLM request after a connection error or an HTTP 5xx, with exponential backoff.",
+        c"",
+        &MAX_RETRIES,
+        0,
+        10,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"llm_sql.embedding_batch_size",
+        c"Texts per embedding request (embed(text[]), embed_column, the embedding queue).",
+        c"",
+        &EMBEDDING_BATCH_SIZE,
+        1,
+        4096,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
+        c"llm_sql.worker_database",
+        c"Database whose embedding queue the background worker drains; empty: no worker.",
+        c"The worker runs only when llm_sql is in shared_preload_libraries.",
+        &WORKER_DATABASE,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"llm_sql.worker_naptime",
+        c"How long the embedding worker sleeps when the queue has nothing due.",
+        c"",
+        &WORKER_NAPTIME_MS,
+        100,
+        3_600_000,
+        GucContext::Sighup,
+        GucFlags::UNIT_MS,
+    );
+}
+
+/// SHOW llm_sql.llm_api_key: whether a key is set, never the key.
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn show_api_key() -> *const std::ffi::c_char {
+    match string(&LLM_API_KEY) {
+        Some(_) => c"********".as_ptr(),
+        None => c"".as_ptr(),
+    }
+}
+
+/// `llm_sql.request_timeout`.
+pub fn request_timeout() -> std::time::Duration {
+    std::time::Duration::from_millis(REQUEST_TIMEOUT_MS.get().max(1) as u64)
 }
 
 /// `llm_sql.attach_timeout`.

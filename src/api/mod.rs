@@ -15,7 +15,9 @@ macro_rules! finfo_v1 {
 }
 
 pub mod attach;
+mod embed;
 mod fdw;
+mod llm;
 pub mod query;
 mod rows;
 pub mod scan;

@@ -140,26 +140,12 @@ fn as_registry_owner<T>(f: impl FnOnce() -> Result<T>) -> Result<Option<T>> {
     let Some((_, owner, _)) = registry_tables()? else {
         return Ok(None);
     };
-    struct Restore(Oid, i32);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            // SAFETY: restores the user and security context saved below.
-            unsafe { pg_sys::SetUserIdAndSecContext(self.0, self.1) };
-        }
-    }
-    let (mut user, mut context) = (Oid::INVALID, 0);
-    // SAFETY: plain reads and writes of the backend's current user id.
-    let _restore = unsafe {
-        pg_sys::GetUserIdAndSecContext(&mut user, &mut context);
-        pg_sys::SetUserIdAndSecContext(
-            owner,
-            context
-                | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32
-                | pg_sys::SECURITY_RESTRICTED_OPERATION as i32,
-        );
-        Restore(user, context)
-    };
-    f().map(Some)
+    Ok(Some(crate::run_as::run_as(owner, f)?))
+}
+
+/// Runs `f` as the owner of llm_sql's tables (the registry, the embedding queue and jobs).
+pub fn as_extension_owner<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
+    as_registry_owner(f)?.ok_or_else(missing)
 }
 
 fn missing() -> Error {

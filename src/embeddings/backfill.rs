@@ -1,0 +1,217 @@
+//! `CALL llm_sql.embed_column(...)`: fills a vector column for every row whose target is NULL
+//! and whose source has text, one committed batch at a time.
+//!
+//! Resumable by construction: a batch only writes rows whose target is still NULL and whose
+//! source still holds the text that was embedded, and commits; a cancel or a dead model server
+//! loses at most the batch in flight, and running the procedure again continues with the rows
+//! still NULL. The walk goes through the table in physical order (TID range scans over a
+//! window of blocks), so each batch reads only its own rows instead of rescanning the table.
+//! A final pass from the start catches rows added behind the walk.
+//!
+//! The SQL procedure (plpgsql, which may COMMIT) drives the three functions below; progress is
+//! kept in `llm_sql.embedding_jobs` (view `llm_sql.embedding_progress`).
+
+use pgrx::datum::DatumWithOid;
+use pgrx::pg_sys::Oid;
+use pgrx::prelude::*;
+use pgrx::PgSqlErrorCode;
+
+use super::{vector, Columns, HAS_TEXT};
+use crate::attach::registry::as_extension_owner;
+use crate::error::{Error, Result};
+
+/// Checks the call, records the job and returns its id and the number of rows to embed.
+pub fn start(table: Oid, source: &str, target: &str, model: &str) -> Result<(i64, i64)> {
+    // SAFETY: reads the transaction state.
+    if unsafe { pg_sys::IsTransactionBlock() } {
+        return Err(Error::new(
+            PgSqlErrorCode::ERRCODE_ACTIVE_SQL_TRANSACTION,
+            "embed_column commits after every batch and cannot run inside a transaction block",
+        )
+        .with_hint("CALL it on its own, not between BEGIN and COMMIT."));
+    }
+    let columns = Columns::resolve(table, Some(source), target)?;
+    let total = Spi::get_one::<i64>(&format!(
+        "SELECT count(*) FROM {} WHERE {} IS NULL AND {src}::text {HAS_TEXT}",
+        columns.qualified,
+        columns.target,
+        src = columns.source,
+    ))?
+    .unwrap_or(0);
+    let job = as_extension_owner(|| {
+        Ok(Spi::get_one_with_args::<i64>(
+            "INSERT INTO llm_sql.embedding_jobs AS j
+                    (tbl, source_column, target_column, model, rows_total, pid)
+             VALUES ($1, $2, $3, $4, $5, pg_catalog.pg_backend_pid())
+             ON CONFLICT (tbl, target_column) DO UPDATE
+                SET source_column = excluded.source_column, model = excluded.model,
+                    rows_total = excluded.rows_total, rows_done = 0, pid = excluded.pid,
+                    started_at = pg_catalog.now(), updated_at = pg_catalog.now(),
+                    finished_at = NULL, last_error = NULL
+             RETURNING j.id",
+            &[
+                table.into(),
+                source.into(),
+                target.into(),
+                model.into(),
+                total.into(),
+            ],
+        )?
+        .unwrap_or(0))
+    })?;
+    Ok((job, total))
+}
+
+/// One batch after position `after` (a tid as text). Returns the rows written and where to go
+/// on, or None at the end of the table.
+pub fn batch(
+    job: i64,
+    table: Oid,
+    source: &str,
+    target: &str,
+    batch_size: usize,
+    model: &str,
+    after: &str,
+) -> Result<(i64, Option<String>)> {
+    let columns = Columns::resolve(table, Some(source), target)?;
+    let (rows, next) = next_rows(&columns, batch_size, after)?;
+    let (ids, texts): (Vec<String>, Vec<Option<String>>) = rows.into_iter().unzip();
+    let vectors = columns.embed(&texts, model, batch_size)?;
+    let written = write(&columns, &ids, &texts, &vectors)?;
+    as_extension_owner(|| {
+        Spi::run_with_args(
+            "UPDATE llm_sql.embedding_jobs
+                SET rows_done = rows_done + $2, updated_at = pg_catalog.now()
+              WHERE id = $1",
+            &[job.into(), written.into()],
+        )?;
+        Ok(())
+    })?;
+    Ok((written, next))
+}
+
+/// Marks the job finished.
+pub fn finish(job: i64) -> Result<()> {
+    as_extension_owner(|| {
+        Spi::run_with_args(
+            "UPDATE llm_sql.embedding_jobs SET finished_at = pg_catalog.now(),
+                    updated_at = pg_catalog.now() WHERE id = $1",
+            &[job.into()],
+        )?;
+        Ok(())
+    })
+}
+
+/// Up to `batch_size` rows to embed after `after`, in physical order, and the position to
+/// continue from (None when the walk reached the end of the table).
+fn next_rows(
+    columns: &Columns,
+    batch_size: usize,
+    after: &str,
+) -> Result<(Vec<(String, Option<String>)>, Option<String>)> {
+    let (blocks, rows_per_block) = Spi::get_two_with_args::<i64, f64>(
+        "SELECT pg_catalog.pg_relation_size($1) / pg_catalog.current_setting('block_size')::int8,
+                CASE WHEN relpages > 0 AND reltuples > 0 THEN reltuples / relpages ELSE 50 END
+           FROM pg_catalog.pg_class WHERE oid = $1",
+        &[columns.table.into()],
+    )?;
+    let blocks = blocks.unwrap_or(0);
+    let first_block: i64 = after
+        .trim_matches(|c| c == '(' || c == ')')
+        .split(',')
+        .next()
+        .and_then(|b| b.parse().ok())
+        .unwrap_or(0);
+    let sql = format!(
+        "SELECT ctid::text, {src}::text FROM {tbl}
+          WHERE ctid > $1::tid AND ctid < $2::tid AND {tgt} IS NULL AND {src}::text {HAS_TEXT}
+          ORDER BY ctid LIMIT $3",
+        src = columns.source,
+        tgt = columns.target,
+        tbl = columns.qualified,
+    );
+    // A window of blocks expected to hold a batch, doubled until it does or reaches the end.
+    let mut span =
+        ((batch_size as f64 / rows_per_block.unwrap_or(50.0).max(1.0)).ceil() as i64).max(1) * 2;
+    loop {
+        let end = first_block.saturating_add(span).saturating_add(1);
+        let at_end = end > blocks;
+        let rows = Spi::connect(|client| {
+            let mut rows = Vec::new();
+            for row in client.select(
+                &sql,
+                None,
+                &[
+                    after.into(),
+                    format!("({end},0)").into(),
+                    (batch_size as i64).into(),
+                ],
+            )? {
+                rows.push((
+                    row.get::<String>(1)?.unwrap_or_default(),
+                    row.get::<String>(2)?,
+                ));
+            }
+            Ok::<_, pgrx::spi::Error>(rows)
+        })?;
+        if rows.len() >= batch_size {
+            let last = rows.last().map(|r| r.0.clone());
+            return Ok((rows, last));
+        }
+        if at_end {
+            return Ok((rows, None));
+        }
+        span = span.saturating_mul(2);
+    }
+}
+
+/// Stores the vectors of rows `ids` whose target is still NULL and whose source still holds
+/// the embedded text. Returns how many rows were written.
+fn write(
+    columns: &Columns,
+    ids: &[String],
+    texts: &[Option<String>],
+    vectors: &[Option<Vec<f32>>],
+) -> Result<i64> {
+    let keep: Vec<usize> = (0..ids.len()).filter(|&i| vectors[i].is_some()).collect();
+    if keep.is_empty() {
+        return Ok(0);
+    }
+    let ids: Vec<String> = keep.iter().map(|&i| ids[i].clone()).collect();
+    let texts: Vec<Option<String>> = keep.iter().map(|&i| texts[i].clone()).collect();
+    let vectors: Vec<Option<&[f32]>> = keep.iter().map(|&i| vectors[i].as_deref()).collect();
+    let sql = format!(
+        "UPDATE {tbl} AS t SET {tgt} = u.e
+           FROM ROWS FROM (pg_catalog.unnest($1::text[]::tid[]), pg_catalog.unnest($2::text[]),
+                          pg_catalog.unnest($3)) AS u(id, src, e)
+          WHERE t.ctid = u.id AND t.{tgt} IS NULL AND t.{src}::text = u.src",
+        tbl = columns.qualified,
+        tgt = columns.target,
+        src = columns.source,
+    );
+    store(&sql, columns, ids.into(), texts.into(), &vectors)
+}
+
+/// Runs an UPDATE whose $1 and $2 are `keys` and `texts` and whose $3 is the vectors.
+pub fn store(
+    sql: &str,
+    columns: &Columns,
+    keys: DatumWithOid,
+    texts: DatumWithOid,
+    vectors: &[Option<&[f32]>],
+) -> Result<i64> {
+    // SAFETY: the array type of the column's vector type, and an array built for it.
+    let vectors = unsafe {
+        let array_type = pg_sys::get_array_type(columns.vector_type);
+        DatumWithOid::new(
+            vector::array_datum(vectors, columns.vector_type),
+            array_type,
+        )
+    };
+    let sql = format!("{sql} RETURNING 1");
+    Ok(Spi::connect_mut(|client| {
+        client
+            .update(&sql, None, &[keys, texts, vectors])
+            .map(|rows| rows.len() as i64)
+    })?)
+}

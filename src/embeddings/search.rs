@@ -1,0 +1,129 @@
+//! `semantic_search` and `hybrid_search`: nearest rows by cosine distance, and vector ranks
+//! fused with full-text ranks (reciprocal rank fusion). The queries run as the caller, so
+//! privileges and row-level security apply, and use an HNSW/IVFFlat cosine index when the
+//! column has one. The query text is embedded with the model the column was filled with
+//! (auto_embed or the last embed_column), else `llm_sql.embedding_model`.
+
+use pgrx::datum::{DatumWithOid, JsonB};
+use pgrx::pg_sys::Oid;
+use pgrx::prelude::*;
+
+use super::{vector, Columns};
+use crate::attach::registry::as_extension_owner;
+use crate::error::{Error, Result};
+
+/// The constant of reciprocal rank fusion: score = Σ 1 / (RRF_K + rank).
+const RRF_K: f64 = 60.0;
+
+pub fn semantic(table: Oid, query: &str, k: i32, column: &str) -> Result<Vec<(JsonB, f64)>> {
+    let (columns, operator, query_vector) = prepare(table, query, k, column)?;
+    rows(
+        &format!(
+            "SELECT pg_catalog.to_jsonb(t) OPERATOR(pg_catalog.-) $3::text,
+                    (t.{col} {operator} $1)::float8
+               FROM {tbl} t WHERE t.{col} IS NOT NULL
+              ORDER BY t.{col} {operator} $1 LIMIT $2",
+            col = columns.target,
+            tbl = columns.qualified,
+        ),
+        vec![query_vector, (k as i64).into(), column.into()],
+    )
+}
+
+pub fn hybrid(
+    table: Oid,
+    query: &str,
+    text_column: &str,
+    k: i32,
+    column: &str,
+) -> Result<Vec<(JsonB, f64)>> {
+    let (columns, operator, query_vector) = prepare(table, query, k, column)?;
+    let text = Columns::resolve(table, Some(text_column), column)?.source;
+    // Each list contributes its top candidates; a row found by both ranks highest.
+    let candidates = (k as i64 * 5).max(50);
+    rows(
+        &format!(
+            "WITH by_vector AS (
+                 SELECT t.ctid AS id, row_number() OVER (ORDER BY t.{col} {operator} $1) AS rank
+                   FROM {tbl} t WHERE t.{col} IS NOT NULL
+                  ORDER BY t.{col} {operator} $1 LIMIT $4),
+             by_text AS (
+                 SELECT t.ctid AS id,
+                        row_number() OVER (ORDER BY pg_catalog.ts_rank_cd(pg_catalog.to_tsvector(t.{text}::text), q) DESC) AS rank
+                   FROM {tbl} t, pg_catalog.websearch_to_tsquery($5) AS q
+                  WHERE pg_catalog.to_tsvector(t.{text}::text) @@ q
+                  ORDER BY pg_catalog.ts_rank_cd(pg_catalog.to_tsvector(t.{text}::text), q) DESC LIMIT $4),
+             fused AS (
+                 SELECT id, sum(1.0 / ({RRF_K} + rank))::float8 AS score
+                   FROM (SELECT * FROM by_vector UNION ALL SELECT * FROM by_text) AS ranked
+                  GROUP BY id ORDER BY score DESC LIMIT $2)
+             SELECT pg_catalog.to_jsonb(t) OPERATOR(pg_catalog.-) $3::text, f.score
+               FROM fused f JOIN {tbl} t ON t.ctid = f.id
+              ORDER BY f.score DESC",
+            col = columns.target,
+            tbl = columns.qualified,
+        ),
+        vec![query_vector, (k as i64).into(), column.into(), candidates.into(), query.into()],
+    )
+}
+
+/// Checks the arguments and embeds the query: the column, the cosine operator spelled with
+/// pgvector's schema, and the query vector as a parameter.
+fn prepare(
+    table: Oid,
+    query: &str,
+    k: i32,
+    column: &str,
+) -> Result<(Columns, String, DatumWithOid<'static>)> {
+    if !super::has_text(query) {
+        return Err(Error::invalid_parameter("the search query is empty"));
+    }
+    if !(1..=100_000).contains(&k) {
+        return Err(Error::invalid_parameter(format!(
+            "k must be between 1 and 100000, not {k}"
+        )));
+    }
+    let columns = Columns::resolve(table, None, column)?;
+    let model = column_model(table, column)?;
+    let embedded = crate::llm::embed(&[query], &model, 1)?;
+    let query_vector = embedded.into_iter().next().unwrap_or_default();
+    columns.check_dimension(&model, query_vector.len())?;
+    let schema = Spi::get_one_with_args::<String>(
+        "SELECT pg_catalog.quote_ident(n.nspname) FROM pg_catalog.pg_type t
+           JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace WHERE t.oid = $1",
+        &[columns.vector_type.into()],
+    )?
+    .unwrap_or_else(|| "public".into());
+    // SAFETY: a vector datum passed with the column's own vector type.
+    let parameter = unsafe { DatumWithOid::new(vector::datum(&query_vector), columns.vector_type) };
+    Ok((columns, format!("OPERATOR({schema}.<=>)"), parameter))
+}
+
+/// The model the column's embeddings came from, else the setting.
+fn column_model(table: Oid, column: &str) -> Result<String> {
+    let recorded = as_extension_owner(|| {
+        Ok(Spi::get_one_with_args::<String>(
+            "SELECT (SELECT model FROM (
+                 SELECT model, 1 AS pick FROM llm_sql.auto_embeddings
+                  WHERE tbl = $1 AND target_column = $2
+                 UNION ALL
+                 SELECT model, 2 FROM llm_sql.embedding_jobs
+                  WHERE tbl = $1 AND target_column = $2) m
+              ORDER BY pick LIMIT 1)",
+            &[table.into(), column.into()],
+        )?)
+    })?;
+    crate::llm::embedding_model(recorded.as_deref())
+}
+
+fn rows(sql: &str, args: Vec<DatumWithOid>) -> Result<Vec<(JsonB, f64)>> {
+    Ok(Spi::connect(|client| {
+        let mut out = Vec::new();
+        for row in client.select(sql, None, &args)? {
+            if let (Some(data), Some(score)) = (row.get::<JsonB>(1)?, row.get::<f64>(2)?) {
+                out.push((data, score));
+            }
+        }
+        Ok::<_, pgrx::spi::Error>(out)
+    })?)
+}

@@ -1,0 +1,240 @@
+//! The LLM client: completions, chat, embeddings and the model list, from an Ollama server or
+//! an OpenAI-compatible one (`llm_sql.llm_api`). Everything a server sends back is checked
+//! before it reaches SQL: malformed JSON, a wrong number of embeddings, NaN or infinite values
+//! and ragged dimensions are errors.
+
+pub mod http;
+mod protocol;
+
+use std::cell::RefCell;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::error::{Error, Result};
+use crate::settings::{self, LlmApi};
+pub use protocol::Model;
+
+thread_local! {
+    /// The last LLM error this backend saw, for llm_health().
+    static LAST_ERROR: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// The server settings of the current call.
+pub struct Server {
+    pub base: String,
+    pub api: LlmApi,
+    key: Option<String>,
+    timeout: Duration,
+    retries: u32,
+}
+
+impl Server {
+    pub fn current() -> Result<Server> {
+        let base = settings::string(&settings::LLM_URL).ok_or_else(|| {
+            Error::invalid_parameter("llm_sql.llm_url is empty")
+                .with_hint("A superuser sets it, e.g. ALTER SYSTEM SET llm_sql.llm_url = 'http://127.0.0.1:11434'.")
+        })?;
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            return Err(Error::invalid_parameter(format!(
+                "llm_sql.llm_url must start with http:// or https://, not \"{}\"",
+                http::redact_url(&base)
+            )));
+        }
+        Ok(Server {
+            base: base.trim_end_matches('/').to_string(),
+            api: settings::LLM_API.get(),
+            key: settings::string(&settings::LLM_API_KEY),
+            timeout: settings::request_timeout(),
+            retries: settings::MAX_RETRIES.get().max(0) as u32,
+        })
+    }
+
+    /// `path` of the Ollama API, or `/v1/…` of the OpenAI one.
+    fn url(&self, path: &str) -> String {
+        match self.api {
+            LlmApi::Ollama => format!("{}{path}", self.base),
+            LlmApi::OpenAi if self.base.ends_with("/v1") => format!("{}{path}", self.base),
+            LlmApi::OpenAi => format!("{}/v1{path}", self.base),
+        }
+    }
+
+    fn call(&self, path: &str, body: Option<&Value>) -> Result<Vec<u8>> {
+        let request = http::Request {
+            url: self.url(path),
+            body: body.map(|b| b.to_string().into_bytes()),
+            api_key: self.key.as_deref(),
+            timeout: self.timeout,
+            max_retries: self.retries,
+        };
+        let outcome = http::send(&request);
+        if let Err(e) = &outcome {
+            LAST_ERROR.with(|l| *l.borrow_mut() = Some(e.message.clone()));
+        }
+        outcome
+    }
+}
+
+/// The model to use: the call's, else the setting.
+pub fn model_or(
+    model: Option<&str>,
+    setting: &pgrx::GucSetting<Option<std::ffi::CString>>,
+    name: &str,
+) -> Result<String> {
+    match model.map(str::trim).filter(|m| !m.is_empty()) {
+        Some(model) => Ok(model.to_string()),
+        None => settings::string(setting).ok_or_else(|| {
+            Error::invalid_parameter(format!("no model given and llm_sql.{name} is empty"))
+                .with_hint(format!("Pass a model, or SET llm_sql.{name} = '<model>'."))
+        }),
+    }
+}
+
+pub fn chat_model(model: Option<&str>) -> Result<String> {
+    model_or(model, &settings::CHAT_MODEL, "chat_model")
+}
+
+pub fn embedding_model(model: Option<&str>) -> Result<String> {
+    model_or(model, &settings::EMBEDDING_MODEL, "embedding_model")
+}
+
+/// One completion of `prompt`.
+pub fn generate(
+    prompt: &str,
+    model: &str,
+    system: Option<&str>,
+    options: Option<&Value>,
+) -> Result<String> {
+    let server = Server::current()?;
+    let mut messages = Vec::new();
+    if let Some(system) = system {
+        messages.push(json!({"role": "system", "content": system}));
+    }
+    messages.push(json!({"role": "user", "content": prompt}));
+    match server.api {
+        LlmApi::Ollama => {
+            let mut body = json!({"model": model, "prompt": prompt, "stream": false});
+            if let Some(system) = system {
+                body["system"] = json!(system);
+            }
+            if let Some(options) = options {
+                body["options"] = options.clone();
+            }
+            protocol::ollama_generate(&server.call("/api/generate", Some(&body))?)
+        }
+        LlmApi::OpenAi => {
+            let reply = chat_with(&server, &Value::Array(messages), model, options)?;
+            Ok(reply["content"].as_str().unwrap_or_default().to_string())
+        }
+    }
+}
+
+/// The assistant's answer to `messages` (`[{"role": …, "content": …}, …]`), as
+/// `{"role": "assistant", "content": …}`.
+pub fn chat(messages: &Value, model: &str, options: Option<&Value>) -> Result<Value> {
+    protocol::check_messages(messages)?;
+    chat_with(&Server::current()?, messages, model, options)
+}
+
+fn chat_with(
+    server: &Server,
+    messages: &Value,
+    model: &str,
+    options: Option<&Value>,
+) -> Result<Value> {
+    match server.api {
+        LlmApi::Ollama => {
+            let mut body = json!({"model": model, "messages": messages, "stream": false});
+            if let Some(options) = options {
+                body["options"] = options.clone();
+            }
+            protocol::ollama_chat(&server.call("/api/chat", Some(&body))?)
+        }
+        LlmApi::OpenAi => {
+            let mut body = json!({"model": model, "messages": messages, "stream": false});
+            // OpenAI-compatible servers take sampling options (temperature, max_tokens, …)
+            // at the top level.
+            if let Some(Value::Object(options)) = options {
+                for (key, value) in options {
+                    body[key] = value.clone();
+                }
+            }
+            protocol::openai_chat(&server.call("/chat/completions", Some(&body))?)
+        }
+    }
+}
+
+/// Embeddings of `texts`, in order, one request per `batch_size` texts. Every vector is checked
+/// (finite, same dimension); empty input makes no request.
+pub fn embed(texts: &[&str], model: &str, batch_size: usize) -> Result<Vec<Vec<f32>>> {
+    if texts.is_empty() {
+        return Ok(Vec::new());
+    }
+    let server = Server::current()?;
+    let mut out: Vec<Vec<f32>> = Vec::with_capacity(texts.len());
+    for chunk in texts.chunks(batch_size.max(1)) {
+        let vectors = match server.api {
+            LlmApi::Ollama => {
+                let body = json!({"model": model, "input": chunk});
+                protocol::ollama_embed(&server.call("/api/embed", Some(&body))?)?
+            }
+            LlmApi::OpenAi => {
+                let body = json!({"model": model, "input": chunk});
+                protocol::openai_embed(&server.call("/embeddings", Some(&body))?)?
+            }
+        };
+        protocol::check_embeddings(&vectors, chunk.len(), out.first().map(Vec::len))?;
+        out.extend(vectors);
+    }
+    Ok(out)
+}
+
+/// The models the server offers.
+pub fn models() -> Result<Vec<Model>> {
+    let server = Server::current()?;
+    match server.api {
+        LlmApi::Ollama => protocol::ollama_models(&server.call("/api/tags", None)?),
+        LlmApi::OpenAi => protocol::openai_models(&server.call("/models", None)?),
+    }
+}
+
+/// Whether the server answers, how fast, with which models; and the last error seen.
+pub fn health() -> Value {
+    let last_error = || LAST_ERROR.with(|l| l.borrow().clone());
+    let server = match Server::current() {
+        Ok(server) => server,
+        Err(e) => {
+            return json!({"reachable": false, "error": e.message, "last_error": last_error()})
+        }
+    };
+    let started = Instant::now();
+    let listed = models();
+    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let mut report = json!({
+        "url": http::redact_url(&server.base),
+        "api": match server.api { LlmApi::Ollama => "ollama", LlmApi::OpenAi => "openai" },
+        "latency_ms": (latency_ms * 10.0).round() / 10.0,
+    });
+    match listed {
+        Ok(models) => {
+            report["reachable"] = json!(true);
+            report["models"] = json!(models.iter().map(|m| m.name.clone()).collect::<Vec<_>>());
+            let wanted = |setting| {
+                settings::string(setting).map(|m: String| {
+                    let present = models
+                        .iter()
+                        .any(|x| x.name == m || x.name == format!("{m}:latest"));
+                    json!({"name": m, "present": present})
+                })
+            };
+            report["chat_model"] = json!(wanted(&settings::CHAT_MODEL));
+            report["embedding_model"] = json!(wanted(&settings::EMBEDDING_MODEL));
+        }
+        Err(e) => {
+            report["reachable"] = json!(false);
+            report["error"] = json!(e.message);
+        }
+    }
+    report["last_error"] = json!(last_error());
+    report
+}
