@@ -58,6 +58,11 @@ fn embed_column_finish(job: i64) {
     backfill::finish(job).or_report()
 }
 
+#[pg_extern(volatile, parallel_unsafe, name = "_embed_column_failed")]
+fn embed_column_failed(job: i64, error: &str) {
+    backfill::failed(job, error).or_report()
+}
+
 #[pg_extern(volatile, parallel_unsafe, name = "_auto_embed")]
 fn auto_embed(tbl: Oid, source_column: &str, target_column: &str, model: Option<&str>) -> i64 {
     let model = llm::embedding_model(model).or_report();
@@ -138,12 +143,14 @@ REVOKE ALL ON llm_sql.embedding_jobs FROM PUBLIC;
 CREATE VIEW llm_sql.embedding_progress AS
 SELECT j.tbl AS table_name, j.source_column, j.target_column, j.model,
        CASE WHEN j.finished_at IS NOT NULL THEN 'done'
-            WHEN a.pid IS NOT NULL THEN 'running'
+            WHEN j.last_error IS NOT NULL THEN 'failed'
+            -- state is NULL for other roles' sessions: alive counts as running then.
+            WHEN a.pid IS NOT NULL AND a.state IS DISTINCT FROM 'idle' THEN 'running'
             ELSE 'interrupted' END AS state,
        j.rows_done, j.rows_total,
        round(100.0 * j.rows_done / nullif(j.rows_total, 0), 1) AS percent_done,
        round(j.rows_done / nullif(extract(epoch FROM j.updated_at - j.started_at), 0)) AS rows_per_second,
-       j.started_at, j.updated_at, j.finished_at
+       j.started_at, j.updated_at, j.finished_at, j.last_error
   FROM llm_sql.embedding_jobs j
   LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid = j.pid AND a.backend_start <= j.started_at
  WHERE pg_catalog.has_table_privilege(j.tbl, 'SELECT');
@@ -199,8 +206,11 @@ DECLARE
     done bigint := 0;
     batches bigint := 0;
     started timestamptz := clock_timestamp();
-    last_notice timestamptz := clock_timestamp();
     step record;
+    err_state text;
+    err_message text;
+    err_detail text;
+    err_hint text;
 BEGIN
     IF tbl IS NULL OR source_column IS NULL OR target_column IS NULL THEN
         RAISE EXCEPTION 'embed_column: tbl, source_column and target_column must not be NULL'
@@ -210,17 +220,29 @@ BEGIN
       FROM llm_sql._embed_column_start(tbl, source_column, target_column, model) AS s;
     COMMIT;
     LOOP
-        SELECT b.embedded, b.next INTO step
-          FROM llm_sql._embed_column_batch(job, tbl, source_column, target_column, batch_size,
-                                           use_model, position) AS b;
+        BEGIN
+            SELECT b.embedded, b.next INTO step
+              FROM llm_sql._embed_column_batch(job, tbl, source_column, target_column, batch_size,
+                                               use_model, position) AS b;
+        EXCEPTION WHEN OTHERS THEN
+            -- (A cancel is not caught here: it ends the call, and the view shows 'interrupted'.)
+            GET STACKED DIAGNOSTICS err_state = RETURNED_SQLSTATE, err_message = MESSAGE_TEXT,
+                err_detail = PG_EXCEPTION_DETAIL, err_hint = PG_EXCEPTION_HINT;
+        END;
+        IF err_state IS NOT NULL THEN
+            -- Keep the failure visible in embedding_progress, then raise it as it was.
+            PERFORM llm_sql._embed_column_failed(job, err_message);
+            COMMIT;
+            RAISE EXCEPTION USING ERRCODE = err_state, MESSAGE = err_message,
+                DETAIL = coalesce(err_detail, ''), HINT = coalesce(err_hint, '');
+        END IF;
         COMMIT;
         done := done + step.embedded;
         pass_done := pass_done + step.embedded;
         batches := batches + 1;
-        IF clock_timestamp() - last_notice > interval '5 seconds' THEN
+        IF batches % 10 = 0 THEN
             RAISE NOTICE 'embed_column: % of % rows embedded (% rows/s)', done, total,
                 round(done / greatest(extract(epoch FROM clock_timestamp() - started), 0.001));
-            last_notice := clock_timestamp();
         END IF;
         IF step.next IS NULL THEN
             -- End of the table: one more pass catches rows added behind the walk.
@@ -301,6 +323,7 @@ COMMENT ON FUNCTION llm_sql.hybrid_search(regclass, text, name, int, name) IS
         embed_column_start,
         embed_column_batch,
         embed_column_finish,
+        embed_column_failed,
         auto_embed,
         disable_auto_embed,
         process_embedding_queue_batch,

@@ -102,6 +102,18 @@ pub fn finish(job: i64) -> Result<()> {
     })
 }
 
+/// Records why the job stopped.
+pub fn failed(job: i64, error: &str) -> Result<()> {
+    as_extension_owner(|| {
+        Spi::run_with_args(
+            "UPDATE llm_sql.embedding_jobs SET last_error = $2, updated_at = pg_catalog.now()
+              WHERE id = $1",
+            &[job.into(), error.into()],
+        )?;
+        Ok(())
+    })
+}
+
 /// Up to `batch_size` rows to embed after `after`, in physical order, and the position to
 /// continue from (None when the walk reached the end of the table).
 fn next_rows(

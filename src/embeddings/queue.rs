@@ -394,7 +394,7 @@ fn record_failure(work: &Work, message: &str) -> Result<()> {
             "UPDATE llm_sql.embedding_queue
                 SET attempts = attempts + 1, last_error = $2,
                     next_attempt_at = pg_catalog.now()
-                        + pg_catalog.least(3600, 5 * 2 ^ pg_catalog.least(attempts, 12))
+                        + least(3600, 5 * 2 ^ least(attempts, 12))
                           * interval '1 second'
               WHERE id = ANY ($1)",
             &[work.ids.clone().into(), message.into()],

@@ -4,7 +4,9 @@
 
 mod attach;
 mod backend;
+mod embeddings;
 mod engine;
+pub mod llm;
 mod local;
 mod scan;
 mod security;

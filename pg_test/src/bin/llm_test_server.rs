@@ -16,6 +16,7 @@
 //!   delay=MS       wait before answering
 //!   fault=F        500 | malformed | nan | inf | wrongdim | wrongcount | drop | unauthorized
 //!   times=N        the fault hits only the first N requests of the key
+//!   after=N        the fault hits only the requests after the first N of the key
 //! Chat and generate answer "echo: <last user message>" unless replies were scripted with
 //! `POST /_script/K` (a JSON array of strings, used in order, the last one repeating).
 //! `GET /_stats/K` returns {"requests", "connections", "authorization", "last_body"}.
@@ -58,6 +59,7 @@ struct Options {
     delay_ms: u64,
     fault: Option<String>,
     times: Option<u64>,
+    after: u64,
 }
 
 const ENDPOINTS: [&str; 8] = [
@@ -84,6 +86,7 @@ fn route(path: &str) -> Option<(Options, &'static str)> {
             "delay" => options.delay_ms = value.parse().unwrap_or(0),
             "fault" => options.fault = Some(value.to_string()),
             "times" => options.times = value.parse().ok(),
+            "after" => options.after = value.parse().unwrap_or(0),
             _ => {}
         }
     }
@@ -173,7 +176,12 @@ fn last_user_message(body: &Value) -> String {
 }
 
 impl Server {
-    fn control(&self, method: &hyper::Method, path: &str, body: &[u8]) -> Option<Response<Full<Bytes>>> {
+    fn control(
+        &self,
+        method: &hyper::Method,
+        path: &str,
+        body: &[u8],
+    ) -> Option<Response<Full<Bytes>>> {
         if let Some(key) = path.strip_prefix("/_script/") {
             if method != hyper::Method::POST {
                 return None;
@@ -195,7 +203,9 @@ impl Server {
                     "last_body": s.last_body,
                 })
             });
-            return Some(json_reply(stats.unwrap_or(json!({"requests": 0, "connections": 0}))));
+            return Some(json_reply(
+                stats.unwrap_or(json!({"requests": 0, "connections": 0})),
+            ));
         }
         None
     }
@@ -222,7 +232,10 @@ impl Server {
             return Ok(response);
         }
         let Some((options, endpoint)) = route(&path) else {
-            return Ok(reply(StatusCode::NOT_FOUND, json!({"error": "not found"}).to_string()));
+            return Ok(reply(
+                StatusCode::NOT_FOUND,
+                json!({"error": "not found"}).to_string(),
+            ));
         };
         let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
         let fault = {
@@ -233,6 +246,7 @@ impl Server {
             state.authorization = authorization;
             state.last_body = Some(parsed.clone());
             match (&options.fault, options.times) {
+                (Some(_), _) if state.requests <= options.after => None,
                 (Some(_), Some(times)) if state.faults_served >= times => None,
                 (Some(fault), _) => {
                     state.faults_served += 1;
@@ -257,7 +271,9 @@ impl Server {
                     json!({"error": {"message": "invalid api key"}}).to_string(),
                 ))
             }
-            Some("malformed") => return Ok(reply(StatusCode::OK, "{\"embeddings\": [[0.1, 0.2".into())),
+            Some("malformed") => {
+                return Ok(reply(StatusCode::OK, "{\"embeddings\": [[0.1, 0.2".into()))
+            }
             // An error from the service makes hyper close the connection without an answer.
             Some("drop") => return Err(std::io::Error::other("scripted dropped connection")),
             _ => {}
@@ -266,7 +282,8 @@ impl Server {
         if model.starts_with("missing") {
             return Ok(reply(
                 StatusCode::NOT_FOUND,
-                json!({"error": format!("model \"{model}\" not found, try pulling it first")}).to_string(),
+                json!({"error": format!("model \"{model}\" not found, try pulling it first")})
+                    .to_string(),
             ));
         }
         let dim = options.dim.unwrap_or(self.dim);
@@ -295,7 +312,9 @@ impl Server {
                     }
                 };
                 match endpoint {
-                    "/api/generate" => json_reply(json!({"model": model, "response": text, "done": true})),
+                    "/api/generate" => {
+                        json_reply(json!({"model": model, "response": text, "done": true}))
+                    }
                     "/api/chat" => json_reply(json!({"model": model,
                         "message": {"role": "assistant", "content": text}, "done": true})),
                     _ => json_reply(json!({"id": "chatcmpl-test", "object": "chat.completion",
@@ -331,14 +350,20 @@ impl Server {
                             .iter()
                             .enumerate()
                             .map(|(i, v)| {
-                                let one = vectors_json(std::slice::from_ref(v), if i == 0 { fault } else { None });
+                                let one = vectors_json(
+                                    std::slice::from_ref(v),
+                                    if i == 0 { fault } else { None },
+                                );
                                 format!(
                                     "{{\"object\":\"embedding\",\"index\":{i},\"embedding\":{}}}",
                                     &one[1..one.len() - 1]
                                 )
                             })
                             .collect();
-                        format!("{{\"object\":\"list\",\"model\":\"{model}\",\"data\":[{}]}}", items.join(","))
+                        format!(
+                            "{{\"object\":\"list\",\"model\":\"{model}\",\"data\":[{}]}}",
+                            items.join(",")
+                        )
                     }
                 };
                 reply(StatusCode::OK, body)
@@ -349,13 +374,19 @@ impl Server {
 
 fn argument(name: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned())
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> std::io::Result<()> {
-    let port: u16 = argument("--port").and_then(|p| p.parse().ok()).unwrap_or(54340);
-    let dim: usize = argument("--dim").and_then(|d| d.parse().ok()).unwrap_or(768);
+    let port: u16 = argument("--port")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(54340);
+    let dim: usize = argument("--dim")
+        .and_then(|d| d.parse().ok())
+        .unwrap_or(768);
     let listener = TcpListener::bind(("127.0.0.1", port)).await?;
     eprintln!("llm_test_server listening on 127.0.0.1:{port} (dim {dim})");
     let server = Arc::new(Server {

@@ -1,0 +1,361 @@
+//! The LLM client against the project's Ollama-compatible test server (real HTTP): every SQL
+//! function, both APIs, every fault, settings and the API key. Cancel and embed_column (which
+//! commits) are tested client-side in pg_test/tests/llm.rs.
+
+#[pgrx::pg_schema]
+pub mod tests {
+    use crate::tests::outcome;
+    use pgrx::prelude::*;
+    use serde_json::Value;
+
+    /// The test server's base URL (scripts/test starts it).
+    pub fn server() -> String {
+        std::env::var("LLM_SQL_TEST_LLM_URL").unwrap_or_else(|_| "http://127.0.0.1:54340".into())
+    }
+
+    /// Points llm_sql at the test server with per-test options (`key=…,fault=…`).
+    pub fn use_server(options: &str) {
+        Spi::run(&format!("SET llm_sql.llm_url = '{}/{options}'", server())).unwrap();
+    }
+
+    /// Requests the test server saw for `key`.
+    pub fn stats(key: &str) -> Value {
+        ureq::get(format!("{}/_stats/{key}", server()))
+            .call()
+            .unwrap()
+            .body_mut()
+            .read_json::<Value>()
+            .unwrap()
+    }
+
+    fn unique(name: &str) -> String {
+        format!("{name}{}", std::process::id())
+    }
+
+    fn one(sql: &str) -> Option<String> {
+        Spi::get_one::<String>(sql).unwrap()
+    }
+
+    #[pg_test]
+    fn generate_sends_prompt_system_and_options() {
+        let key = unique("gen");
+        use_server(&format!("key={key}"));
+        let reply = one(
+            "SELECT llm_sql.generate('Say hi', 'test-chat', 'Be brief', '{\"temperature\": 0}')",
+        );
+        assert_eq!(reply.as_deref(), Some("echo: Say hi"));
+        let body = &stats(&key)["last_body"];
+        assert_eq!(body["model"], "test-chat");
+        assert_eq!(body["system"], "Be brief");
+        assert_eq!(body["options"]["temperature"], 0);
+        assert_eq!(body["stream"], false);
+        // The model comes from llm_sql.chat_model when the call names none.
+        Spi::run("SET llm_sql.chat_model = 'my-default'").unwrap();
+        one("SELECT llm_sql.generate('x')");
+        assert_eq!(stats(&key)["last_body"]["model"], "my-default");
+        assert_eq!(one("SELECT llm_sql.generate(NULL)"), None);
+        assert!(outcome("SELECT llm_sql.generate('  ')").starts_with("22023"));
+        assert!(outcome("SELECT llm_sql.generate('x', options => '[1]')").starts_with("22023"));
+    }
+
+    #[pg_test]
+    fn scripted_replies_and_chat() {
+        let key = unique("chat");
+        ureq::post(format!("{}/_script/{key}", server()))
+            .send_json(serde_json::json!(["first", "second"]))
+            .unwrap();
+        use_server(&format!("key={key}"));
+        let reply = Spi::get_one::<pgrx::JsonB>(
+            r#"SELECT llm_sql.chat('[{"role":"system","content":"s"},{"role":"user","content":"q"}]')"#,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            reply.0,
+            serde_json::json!({"role": "assistant", "content": "first"})
+        );
+        assert_eq!(
+            one("SELECT llm_sql.generate('q')").as_deref(),
+            Some("second")
+        );
+        let sent = &stats(&key)["last_body"];
+        assert_eq!(sent["prompt"], "q");
+        for bad in [
+            "'[]'",
+            "'{\"role\":\"user\"}'",
+            "'[{\"role\":\"user\"}]'",
+            "'[{\"content\":\"x\"}]'",
+        ] {
+            let result = outcome(&format!("SELECT llm_sql.chat({bad})"));
+            assert!(result.starts_with("22023"), "{bad}: {result}");
+        }
+    }
+
+    #[pg_test]
+    fn embed_returns_vectors_that_reflect_shared_words() {
+        let key = unique("embed");
+        use_server(&format!("key={key},dim=16"));
+        let dims = Spi::get_one::<i32>("SELECT vector_dims(llm_sql.embed('the cat sat'))").unwrap();
+        assert_eq!(dims, Some(16));
+        let (near, far) = Spi::get_two::<f64, f64>(
+            "SELECT llm_sql.embed('the cat sat on the mat') <=> llm_sql.embed('a cat on a mat'),
+                    llm_sql.embed('the cat sat on the mat') <=> llm_sql.embed('quarterly revenue report')",
+        )
+        .unwrap();
+        assert!(near.unwrap() < far.unwrap(), "{near:?} {far:?}");
+        let same =
+            Spi::get_one::<bool>("SELECT llm_sql.embed('same text') = llm_sql.embed('same text')")
+                .unwrap();
+        assert_eq!(same, Some(true));
+        // NULL and whitespace have no embedding, and cost no request.
+        let before = stats(&key)["requests"].as_u64().unwrap();
+        let nulls = Spi::get_one::<bool>(
+            "SELECT llm_sql.embed(NULL::text) IS NULL AND llm_sql.embed('') IS NULL
+                AND llm_sql.embed(E' \\n\\t') IS NULL",
+        )
+        .unwrap();
+        assert_eq!(nulls, Some(true));
+        assert_eq!(stats(&key)["requests"].as_u64().unwrap(), before);
+    }
+
+    #[pg_test]
+    fn embed_array_keeps_order_and_batches_requests() {
+        let key = unique("batch");
+        use_server(&format!("key={key},dim=8"));
+        Spi::run("SET llm_sql.embedding_batch_size = 2").unwrap();
+        let matches = Spi::get_one::<bool>(
+            "WITH r AS (SELECT llm_sql.embed(ARRAY['one', NULL, 'two', '', 'three', 'four', 'five']) AS v)
+             SELECT v[1] = llm_sql.embed('one') AND v[2] IS NULL AND v[3] = llm_sql.embed('two')
+                AND v[4] IS NULL AND v[5] = llm_sql.embed('three') AND v[7] = llm_sql.embed('five')
+                AND cardinality(v) = 7
+               FROM r",
+        )
+        .unwrap();
+        assert_eq!(matches, Some(true));
+        // 5 texts in batches of 2: 3 requests, then 4 single embeds for the comparison.
+        assert_eq!(stats(&key)["requests"].as_u64(), Some(3 + 4));
+        let empty =
+            Spi::get_one::<i32>("SELECT cardinality(llm_sql.embed(ARRAY[]::text[]))").unwrap();
+        assert_eq!(empty, Some(0));
+        assert_eq!(one("SELECT llm_sql.embed(NULL::text[])::text"), None);
+    }
+
+    #[pg_test]
+    fn connections_are_reused_within_a_backend() {
+        let key = unique("reuse");
+        use_server(&format!("key={key},dim=4"));
+        Spi::run("SELECT llm_sql.embed('text ' || g) FROM generate_series(1, 20) g").unwrap();
+        let s = stats(&key);
+        assert_eq!(s["requests"].as_u64(), Some(20));
+        assert_eq!(s["connections"].as_u64(), Some(1), "{s}");
+    }
+
+    #[pg_test]
+    fn models_and_health() {
+        use_server(&format!("key={}", unique("models")));
+        let count = Spi::get_one::<i64>(
+            "SELECT count(*) FROM llm_sql.models() WHERE name = 'nomic-embed-text:latest'
+                AND size = 274302450 AND modified_at = '2026-10-01 08:30:00+00'",
+        )
+        .unwrap();
+        assert_eq!(count, Some(1));
+        Spi::run("SET llm_sql.embedding_model = 'nomic-embed-text'").unwrap();
+        let health = Spi::get_one::<pgrx::JsonB>("SELECT llm_sql.llm_health()")
+            .unwrap()
+            .unwrap()
+            .0;
+        assert_eq!(health["reachable"], true, "{health}");
+        assert_eq!(health["embedding_model"]["present"], true, "{health}");
+        assert!(health["latency_ms"].as_f64().is_some());
+        Spi::run("SET llm_sql.llm_url = 'http://127.0.0.1:1'").unwrap();
+        let health = Spi::get_one::<pgrx::JsonB>("SELECT llm_sql.llm_health()")
+            .unwrap()
+            .unwrap()
+            .0;
+        assert_eq!(health["reachable"], false, "{health}");
+        assert!(
+            health["error"].as_str().unwrap().contains("127.0.0.1:1"),
+            "{health}"
+        );
+        assert!(health["last_error"].as_str().is_some(), "{health}");
+    }
+
+    #[pg_test]
+    fn openai_api_with_key() {
+        let key = unique("openai");
+        use_server(&format!("key={key},dim=8"));
+        Spi::run("SET llm_sql.llm_api = 'openai'").unwrap();
+        Spi::run("SET llm_sql.llm_api_key = 'sk-test-very-secret'").unwrap();
+        assert_eq!(
+            one("SELECT llm_sql.generate('hello', system => 'sys')").as_deref(),
+            Some("echo: hello")
+        );
+        let s = stats(&key);
+        assert_eq!(s["authorization"], "Bearer sk-test-very-secret");
+        assert_eq!(s["last_body"]["messages"][0]["role"], "system");
+        let same = Spi::get_one::<bool>(
+            "SELECT (llm_sql.embed(ARRAY['a b', 'c']))[2] = llm_sql.embed('c') AND vector_dims(llm_sql.embed('c')) = 8",
+        )
+        .unwrap();
+        assert_eq!(same, Some(true));
+        let models = Spi::get_one::<i64>(
+            "SELECT count(*) FROM llm_sql.models() WHERE modified_at IS NOT NULL",
+        )
+        .unwrap();
+        assert_eq!(models, Some(2));
+        // The key is never shown.
+        assert_eq!(one("SHOW llm_sql.llm_api_key").as_deref(), Some("********"));
+        assert_eq!(
+            one("SELECT current_setting('llm_sql.llm_api_key')").as_deref(),
+            Some("********")
+        );
+        let listed = Spi::get_one::<i64>(
+            "SELECT count(*) FROM pg_settings WHERE setting LIKE '%very-secret%' OR reset_val LIKE '%very-secret%'",
+        )
+        .unwrap();
+        assert_eq!(listed, Some(0));
+        use_server(&format!("key={key},fault=unauthorized"));
+        let error = outcome("SELECT llm_sql.generate('x')");
+        assert!(
+            error.starts_with("38000") && error.contains("HTTP 401"),
+            "{error}"
+        );
+        assert!(
+            error.contains("llm_api_key") && !error.contains("very-secret"),
+            "{error}"
+        );
+    }
+
+    #[pg_test]
+    fn server_faults_are_clear_errors() {
+        Spi::run("SET llm_sql.max_retries = 0").unwrap();
+        let cases = [
+            (
+                "fault=500",
+                "SELECT llm_sql.embed('x')",
+                "38000",
+                "HTTP 500",
+            ),
+            (
+                "fault=malformed",
+                "SELECT llm_sql.embed('x')",
+                "38000",
+                "malformed JSON",
+            ),
+            (
+                "fault=nan",
+                "SELECT llm_sql.embed('x')",
+                "38000",
+                "malformed JSON",
+            ),
+            (
+                "fault=inf",
+                "SELECT llm_sql.embed('x')",
+                "38000",
+                "NaN or infinite",
+            ),
+            (
+                "fault=wrongdim",
+                "SELECT llm_sql.embed(ARRAY['a', 'b'])",
+                "38000",
+                "different dimensions",
+            ),
+            (
+                "fault=wrongcount",
+                "SELECT llm_sql.embed(ARRAY['a', 'b'])",
+                "38000",
+                "1 embeddings for 2 inputs",
+            ),
+            (
+                "fault=drop",
+                "SELECT llm_sql.embed('x')",
+                "08006",
+                "could not reach the LLM server",
+            ),
+            (
+                "fault=malformed",
+                "SELECT llm_sql.generate('x')",
+                "38000",
+                "malformed JSON",
+            ),
+            (
+                "",
+                "SELECT llm_sql.embed('x', 'missing-model')",
+                "42704",
+                "not found",
+            ),
+        ];
+        for (options, sql, state, text) in cases {
+            use_server(&format!("key={},{options}", unique("fault")));
+            let error = outcome(sql);
+            assert!(
+                error.starts_with(state) && error.contains(text),
+                "{options}: {error}"
+            );
+            assert!(
+                error.contains("127.0.0.1") || !state.starts_with("08"),
+                "{error}"
+            );
+        }
+        Spi::run("SET llm_sql.llm_url = 'http://127.0.0.1:1'").unwrap();
+        let refused = outcome("SELECT llm_sql.embed('x')");
+        assert!(
+            refused.starts_with("08006") && refused.contains("http://127.0.0.1:1"),
+            "{refused}"
+        );
+        assert!(
+            refused.contains("HINT: Check that the server is running"),
+            "{refused}"
+        );
+    }
+
+    #[pg_test]
+    fn timeouts_and_retries() {
+        use_server(&format!("key={},delay=3000", unique("slow")));
+        Spi::run("SET llm_sql.request_timeout = 300").unwrap();
+        let started = std::time::Instant::now();
+        let error = outcome("SELECT llm_sql.embed('x')");
+        assert!(
+            error.starts_with("08006") && error.contains("within 300 ms"),
+            "{error}"
+        );
+        assert!(started.elapsed() < std::time::Duration::from_millis(2500));
+        Spi::run("RESET llm_sql.request_timeout").unwrap();
+        // Two 500s, then success: max_retries = 2 gets through, 1 does not.
+        let key = unique("retry");
+        use_server(&format!("key={key},fault=500,times=2,dim=4"));
+        Spi::run("SET llm_sql.max_retries = 1").unwrap();
+        let error = outcome("SELECT llm_sql.embed('x')");
+        assert!(
+            error.contains("HTTP 500") && error.contains("after 1 retries"),
+            "{error}"
+        );
+        let key = unique("retry2");
+        use_server(&format!("key={key},fault=500,times=2,dim=4"));
+        Spi::run("SET llm_sql.max_retries = 2").unwrap();
+        assert_eq!(outcome("SELECT llm_sql.embed('x')"), "ok");
+        assert_eq!(stats(&key)["requests"].as_u64(), Some(3));
+        // 4xx answers are not retried.
+        let key = unique("noretry");
+        use_server(&format!("key={key}"));
+        outcome("SELECT llm_sql.embed('x', 'missing')");
+        assert_eq!(stats(&key)["requests"].as_u64(), Some(1));
+    }
+
+    #[pg_test]
+    fn only_superusers_choose_the_server() {
+        Spi::run("CREATE ROLE llm_plain_user").unwrap();
+        Spi::run("SET ROLE llm_plain_user").unwrap();
+        for setting in [
+            "llm_url = 'http://evil.example'",
+            "llm_api = 'openai'",
+            "llm_api_key = 'k'",
+        ] {
+            let result = outcome(&format!("SET llm_sql.{setting}"));
+            assert!(result.starts_with("42501"), "{setting}: {result}");
+        }
+        assert_eq!(outcome("SET llm_sql.embedding_model = 'other'"), "ok");
+        assert_eq!(outcome("SET llm_sql.request_timeout = '5s'"), "ok");
+        Spi::run("RESET ROLE").unwrap();
+    }
+}
