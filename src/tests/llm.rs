@@ -94,9 +94,9 @@ pub mod tests {
     #[pg_test]
     fn embed_returns_vectors_that_reflect_shared_words() {
         let key = unique("embed");
-        use_server(&format!("key={key},dim=16"));
+        use_server(&format!("key={key},dim=64"));
         let dims = Spi::get_one::<i32>("SELECT vector_dims(llm_sql.embed('the cat sat'))").unwrap();
-        assert_eq!(dims, Some(16));
+        assert_eq!(dims, Some(64));
         let (near, far) = Spi::get_two::<f64, f64>(
             "SELECT llm_sql.embed('the cat sat on the mat') <=> llm_sql.embed('a cat on a mat'),
                     llm_sql.embed('the cat sat on the mat') <=> llm_sql.embed('quarterly revenue report')",

@@ -19,7 +19,7 @@
 //!   after=N        the fault hits only the requests after the first N of the key
 //! Chat and generate answer "echo: <last user message>" unless replies were scripted with
 //! `POST /_script/K` (a JSON array of strings, used in order, the last one repeating).
-//! `GET /_stats/K` returns {"requests", "connections", "authorization", "last_body"}.
+//! `GET /_stats/K` returns {"requests", "connections", "authorization", "last_body", "busy_ms"}.
 //! Unknown models: names starting with "missing" get Ollama's 404 "model not found".
 
 use std::collections::{HashMap, HashSet};
@@ -45,6 +45,8 @@ struct KeyState {
     replies_used: usize,
     authorization: Option<String>,
     last_body: Option<Value>,
+    /// Time spent answering (parsing, embedding, writing JSON), delays excluded.
+    busy: Duration,
 }
 
 struct Server {
@@ -201,6 +203,7 @@ impl Server {
                     "connections": s.connections.len(),
                     "authorization": s.authorization,
                     "last_body": s.last_body,
+                    "busy_ms": s.busy.as_secs_f64() * 1000.0,
                 })
             });
             return Some(json_reply(
@@ -210,7 +213,23 @@ impl Server {
         None
     }
 
+    /// Answers one request and adds the time it took (delays excluded) to its key's stats.
     async fn handle(
+        self: Arc<Self>,
+        connection: u64,
+        request: Request<Incoming>,
+    ) -> Result<Response<Full<Bytes>>, std::io::Error> {
+        let started = std::time::Instant::now();
+        let key = route(request.uri().path()).map(|(o, _)| (o.key, o.delay_ms));
+        let response = Arc::clone(&self).answer(connection, request).await;
+        if let Some((key, delay_ms)) = key {
+            let busy = started.elapsed().saturating_sub(Duration::from_millis(delay_ms));
+            self.keys.lock().unwrap().entry(key).or_default().busy += busy;
+        }
+        response
+    }
+
+    async fn answer(
         self: Arc<Self>,
         connection: u64,
         request: Request<Incoming>,
