@@ -29,6 +29,8 @@ pub struct Columns {
     pub table: Oid,
     /// `schema.table`, quoted.
     pub qualified: String,
+    /// The target column's name, for messages.
+    pub target_name: String,
     /// Quoted identifiers.
     pub source: String,
     pub target: String,
@@ -120,6 +122,7 @@ impl Columns {
         }
         Ok(Columns {
             table,
+            target_name: target.to_string(),
             source: ident(source.unwrap_or_default()),
             target: ident(target),
             qualified,
@@ -135,7 +138,7 @@ impl Columns {
                 PgSqlErrorCode::ERRCODE_DATA_EXCEPTION,
                 format!(
                     "model \"{model}\" returns {got}-dimensional embeddings, but column {}.{} is vector({want})",
-                    self.qualified, self.target
+                    self.qualified, self.target_name
                 ),
             )
             .with_hint(format!(

@@ -223,7 +223,9 @@ impl Server {
         let key = route(request.uri().path()).map(|(o, _)| (o.key, o.delay_ms));
         let response = Arc::clone(&self).answer(connection, request).await;
         if let Some((key, delay_ms)) = key {
-            let busy = started.elapsed().saturating_sub(Duration::from_millis(delay_ms));
+            let busy = started
+                .elapsed()
+                .saturating_sub(Duration::from_millis(delay_ms));
             self.keys.lock().unwrap().entry(key).or_default().busy += busy;
         }
         response
