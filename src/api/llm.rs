@@ -55,6 +55,8 @@ fn chat(
     .or_report()
 }
 
+// (pgrx reads the SQL columns from this signature, so the type is spelled out.)
+#[allow(clippy::type_complexity)]
 #[pg_extern(volatile, parallel_unsafe, name = "_models")]
 fn models_internal() -> TableIterator<
     'static,

@@ -114,13 +114,12 @@ pub fn failed(job: i64, error: &str) -> Result<()> {
     })
 }
 
+/// Rows to embed: (ctid as text, source text).
+type Rows = Vec<(String, Option<String>)>;
+
 /// Up to `batch_size` rows to embed after `after`, in physical order, and the position to
 /// continue from (None when the walk reached the end of the table).
-fn next_rows(
-    columns: &Columns,
-    batch_size: usize,
-    after: &str,
-) -> Result<(Vec<(String, Option<String>)>, Option<String>)> {
+fn next_rows(columns: &Columns, batch_size: usize, after: &str) -> Result<(Rows, Option<String>)> {
     let (blocks, rows_per_block) = Spi::get_two_with_args::<i64, f64>(
         "SELECT pg_catalog.pg_relation_size($1) / pg_catalog.current_setting('block_size')::int8,
                 CASE WHEN relpages > 0 AND reltuples > 0 THEN reltuples / relpages ELSE 50 END

@@ -420,7 +420,7 @@ fn in_subtransaction(f: impl FnOnce() -> Result<()>) -> std::result::Result<(), 
         };
         let f = std::panic::AssertUnwindSafe(f);
         let outcome = PgTryBuilder::new(move || Ok(f()))
-            .catch_others(Err)
+            .catch_others(|caught| Err(Box::new(caught)))
             .execute();
         match outcome {
             Ok(Ok(())) => {
@@ -439,7 +439,7 @@ fn in_subtransaction(f: impl FnOnce() -> Result<()>) -> std::result::Result<(), 
             Err(caught) => {
                 pg_sys::RollbackAndReleaseCurrentSubTransaction();
                 restore();
-                let message = match &caught {
+                let message = match caught.as_ref() {
                     pg_sys::panic::CaughtError::PostgresError(e)
                     | pg_sys::panic::CaughtError::ErrorReport(e)
                     | pg_sys::panic::CaughtError::RustPanic { ereport: e, .. } => {
