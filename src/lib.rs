@@ -12,6 +12,7 @@ mod engine;
 mod error;
 mod llm;
 mod local;
+mod plans;
 mod quote;
 mod run_as;
 mod settings;

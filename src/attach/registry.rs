@@ -105,32 +105,30 @@ pub fn init() {
 /// The registry's table, its owner and the grants table; `None` before the extension's
 /// objects exist (while CREATE EXTENSION runs, say).
 fn registry_tables() -> Result<Option<(Oid, Oid, Oid)>> {
-    let found = Spi::connect(|client| {
-        let row = client
-            .select(
-                "SELECT r.oid, r.relowner, to_regclass('llm_sql.attachment_grants')::oid \
-                 FROM pg_catalog.pg_class r WHERE r.oid = to_regclass('llm_sql.attachment_registry')",
-                Some(1),
-                &[],
-            )?
-            .first();
-        if row.is_empty() {
-            return Ok(None);
+    // Catalog caches rather than SPI: the auto-embed trigger comes here for every row.
+    // SAFETY: lookups by name that return InvalidOid when nothing is found; the relation is
+    // opened from the relcache only to read its owner, and closed again.
+    let found = unsafe {
+        let schema = pg_sys::get_namespace_oid(c"llm_sql".as_ptr(), true);
+        let registry = pg_sys::get_relname_relid(c"attachment_registry".as_ptr(), schema);
+        let grants = pg_sys::get_relname_relid(c"attachment_grants".as_ptr(), schema);
+        if schema == Oid::INVALID || registry == Oid::INVALID || grants == Oid::INVALID {
+            None
+        } else {
+            let relation = pg_sys::RelationIdGetRelation(registry);
+            if relation.is_null() {
+                None
+            } else {
+                let owner = (*(*relation).rd_rel).relowner;
+                pg_sys::RelationClose(relation);
+                Some((registry, owner, grants))
+            }
         }
-        Ok::<_, pgrx::spi::Error>(Some((
-            row.get::<Oid>(1)?,
-            row.get::<Oid>(2)?,
-            row.get::<Oid>(3)?,
-        )))
-    })
-    .map_err(spi_error)?;
-    Ok(match found {
-        Some((Some(registry), Some(owner), Some(grants))) => {
-            TABLES.with(|t| t.set([registry, grants]));
-            Some((registry, owner, grants))
-        }
-        _ => None,
-    })
+    };
+    if let Some((registry, _, grants)) = found {
+        TABLES.with(|t| t.set([registry, grants]));
+    }
+    Ok(found)
 }
 
 /// Runs `f` as the owner of the registry tables, then switches back (also on error: Postgres

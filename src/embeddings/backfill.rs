@@ -6,7 +6,9 @@
 //! loses at most the batch in flight, and running the procedure again continues with the rows
 //! still NULL. The walk goes through the table in physical order (TID range scans over a
 //! window of blocks), so each batch reads only its own rows instead of rescanning the table.
-//! A final pass from the start catches rows added behind the walk.
+//! A final pass from the start catches rows added behind the walk. The next batch's embeddings
+//! are requested before the current batch is written, so the model server and Postgres work
+//! at the same time.
 //!
 //! The SQL procedure (plpgsql, which may COMMIT) drives the three functions below; progress is
 //! kept in `llm_sql.embedding_jobs` (view `llm_sql.embedding_progress`).
@@ -14,11 +16,17 @@
 use pgrx::datum::DatumWithOid;
 use pgrx::pg_sys::Oid;
 use pgrx::prelude::*;
-use pgrx::PgSqlErrorCode;
+use pgrx::{PgOid, PgSqlErrorCode};
 
-use super::{vector, Columns, HAS_TEXT};
+use std::cell::RefCell;
+
+use super::{vector, Columns, PendingBatch, HAS_TEXT};
 use crate::attach::registry::as_extension_owner;
 use crate::error::{Error, Result};
+use crate::plans;
+
+const TEXT: PgOid = PgOid::BuiltIn(pg_sys::PgBuiltInOids::TEXTOID);
+const INT8: PgOid = PgOid::BuiltIn(pg_sys::PgBuiltInOids::INT8OID);
 
 /// Checks the call, records the job and returns its id and the number of rows to embed.
 pub fn start(table: Oid, source: &str, target: &str, model: &str) -> Result<(i64, i64)> {
@@ -30,6 +38,7 @@ pub fn start(table: Oid, source: &str, target: &str, model: &str) -> Result<(i64
         )
         .with_hint("CALL it on its own, not between BEGIN and COMMIT."));
     }
+    PREFETCH.with(|p| p.borrow_mut().take());
     let columns = Columns::resolve(table, Some(source), target)?;
     let total = Spi::get_one::<i64>(&format!(
         "SELECT count(*) FROM {} WHERE {} IS NULL AND {src}::text {HAS_TEXT}",
@@ -62,6 +71,21 @@ pub fn start(table: Oid, source: &str, target: &str, model: &str) -> Result<(i64
     Ok((job, total))
 }
 
+/// A batch whose rows were read, and whose embeddings were requested, while the batch before
+/// it was being written: the model server works while Postgres writes. It outlives the
+/// transaction that read it; that is safe because `write` only touches rows whose target is
+/// still NULL and whose source still holds the text that was embedded.
+struct Prefetch {
+    key: (i64, String, usize, String),
+    ids: Vec<String>,
+    next: Option<String>,
+    embeddings: PendingBatch,
+}
+
+thread_local! {
+    static PREFETCH: RefCell<Option<Prefetch>> = const { RefCell::new(None) };
+}
+
 /// One batch after position `after` (a tid as text). Returns the rows written and where to go
 /// on, or None at the end of the table.
 pub fn batch(
@@ -74,20 +98,55 @@ pub fn batch(
     after: &str,
 ) -> Result<(i64, Option<String>)> {
     let columns = Columns::resolve(table, Some(source), target)?;
-    let (rows, next) = next_rows(&columns, batch_size, after)?;
-    let (ids, texts): (Vec<String>, Vec<Option<String>>) = rows.into_iter().unzip();
-    let vectors = columns.embed(&texts, model, batch_size)?;
-    let written = write(&columns, &ids, &texts, &vectors)?;
+    let key = (job, after.to_string(), batch_size, model.to_string());
+    let current = match PREFETCH.with(|p| p.borrow_mut().take()) {
+        Some(prefetch) if prefetch.key == key => prefetch,
+        _ => request(&columns, key)?,
+    };
+    let (texts, vectors) = current.embeddings.wait(&columns)?;
+    if let Some(next) = &current.next {
+        let upcoming = request(&columns, (job, next.clone(), batch_size, model.to_string()))?;
+        PREFETCH.with(|p| *p.borrow_mut() = Some(upcoming));
+    }
+    let written = write(&columns, &current.ids, &texts, &vectors)?;
     as_extension_owner(|| {
-        Spi::run_with_args(
-            "UPDATE llm_sql.embedding_jobs
-                SET rows_done = rows_done + $2, updated_at = pg_catalog.now()
-              WHERE id = $1",
-            &[job.into(), written.into()],
-        )?;
-        Ok(())
+        Ok(Spi::connect_mut(|client| {
+            // A crash loses at most the last batches, which the next run embeds again: no
+            // reason to wait for each batch's WAL flush.
+            let relaxed = plans::kept(
+                client,
+                "SELECT pg_catalog.set_config('synchronous_commit', 'off', true)",
+                &[],
+                false,
+            )?;
+            client.select(&*relaxed, None, &[])?;
+            let progress = plans::kept(
+                client,
+                "UPDATE llm_sql.embedding_jobs
+                    SET rows_done = rows_done + $2, updated_at = pg_catalog.now()
+                  WHERE id = $1",
+                &[INT8, INT8],
+                true,
+            )?;
+            client.update(&*progress, None, &[job.into(), written.into()])?;
+            Ok::<_, pgrx::spi::Error>(())
+        })?)
     })?;
-    Ok((written, next))
+    Ok((written, current.next))
+}
+
+/// Reads the batch `key` names and requests its embeddings.
+fn request(columns: &Columns, key: (i64, String, usize, String)) -> Result<Prefetch> {
+    let (_, after, batch_size, model) = &key;
+    let (rows, next) = next_rows(columns, *batch_size, after)?;
+    let (ids, texts): (Vec<String>, Vec<Option<String>>) = rows.into_iter().unzip();
+    let embeddings = PendingBatch::start(texts, model)?;
+    Ok(Prefetch {
+        key,
+        ids,
+        next,
+        embeddings,
+    })
 }
 
 /// Marks the job finished.
@@ -120,21 +179,16 @@ type Rows = Vec<(String, Option<String>)>;
 /// Up to `batch_size` rows to embed after `after`, in physical order, and the position to
 /// continue from (None when the walk reached the end of the table).
 fn next_rows(columns: &Columns, batch_size: usize, after: &str) -> Result<(Rows, Option<String>)> {
-    let (blocks, rows_per_block) = Spi::get_two_with_args::<i64, f64>(
-        "SELECT pg_catalog.pg_relation_size($1) / pg_catalog.current_setting('block_size')::int8,
-                CASE WHEN relpages > 0 AND reltuples > 0 THEN reltuples / relpages ELSE 50 END
-           FROM pg_catalog.pg_class WHERE oid = $1",
-        &[columns.table.into()],
-    )?;
-    let blocks = blocks.unwrap_or(0);
+    let (blocks, rows_per_block) = table_size(columns.table)?;
     let first_block: i64 = after
         .trim_matches(|c| c == '(' || c == ')')
         .split(',')
         .next()
         .and_then(|b| b.parse().ok())
         .unwrap_or(0);
+    // The output column has its own name so that ORDER BY sorts by tid, not by text.
     let sql = format!(
-        "SELECT ctid::text, {src}::text FROM {tbl}
+        "SELECT ctid::text AS row_id, {src}::text FROM {tbl}
           WHERE ctid > $1::tid AND ctid < $2::tid AND {tgt} IS NULL AND {src}::text {HAS_TEXT}
           ORDER BY ctid LIMIT $3",
         src = columns.source,
@@ -142,15 +196,15 @@ fn next_rows(columns: &Columns, batch_size: usize, after: &str) -> Result<(Rows,
         tbl = columns.qualified,
     );
     // A window of blocks expected to hold a batch, doubled until it does or reaches the end.
-    let mut span =
-        ((batch_size as f64 / rows_per_block.unwrap_or(50.0).max(1.0)).ceil() as i64).max(1) * 2;
+    let mut span = ((batch_size as f64 / rows_per_block).ceil() as i64).max(1) * 2;
     loop {
         let end = first_block.saturating_add(span).saturating_add(1);
         let at_end = end > blocks;
         let rows = Spi::connect(|client| {
+            let plan = plans::kept(client, &sql, &[TEXT, TEXT, INT8], false)?;
             let mut rows = Vec::new();
             for row in client.select(
-                &sql,
+                &*plan,
                 None,
                 &[
                     after.into(),
@@ -173,6 +227,34 @@ fn next_rows(columns: &Columns, batch_size: usize, after: &str) -> Result<(Rows,
             return Ok((rows, None));
         }
         span = span.saturating_mul(2);
+    }
+}
+
+/// The table's size in blocks, and its rows per block as of the last VACUUM or ANALYZE (50
+/// when unknown).
+fn table_size(table: Oid) -> Result<(i64, f64)> {
+    // SAFETY: opens the relation (or gets NULL if it is gone) to read its size and statistics;
+    // the lock is kept until the end of the transaction, like any scan's.
+    unsafe {
+        let relation = pg_sys::try_relation_open(table, pg_sys::AccessShareLock as i32);
+        if relation.is_null() {
+            return Err(Error::new(
+                PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE,
+                format!("relation with OID {} does not exist", table.to_u32()),
+            ));
+        }
+        let blocks =
+            pg_sys::RelationGetNumberOfBlocksInFork(relation, pg_sys::ForkNumber::MAIN_FORKNUM);
+        let (pages, tuples) = (
+            (*(*relation).rd_rel).relpages,
+            (*(*relation).rd_rel).reltuples,
+        );
+        pg_sys::relation_close(relation, pg_sys::NoLock as i32);
+        let per_block = match pages > 0 && tuples > 0.0 {
+            true => f64::from(tuples) / f64::from(pages),
+            false => 50.0,
+        };
+        Ok((i64::from(blocks), per_block.max(1.0)))
     }
 }
 
@@ -220,9 +302,11 @@ pub fn store(
         )
     };
     let sql = format!("{sql} RETURNING 1");
+    let types = [keys.oid(), texts.oid(), vectors.oid()].map(PgOid::from);
     Ok(Spi::connect_mut(|client| {
+        let plan = plans::kept(client, &sql, &types, true)?;
         client
-            .update(&sql, None, &[keys, texts, vectors])
+            .update(&*plan, None, &[keys, texts, vectors])
             .map(|rows| rows.len() as i64)
     })?)
 }

@@ -24,6 +24,9 @@ pub fn has_text(text: &str) -> bool {
     !text.trim().is_empty()
 }
 
+/// One embedding per text; None for texts with nothing to embed.
+pub type Embedded = Vec<Option<Vec<f32>>>;
+
 /// A table's source column and its pgvector target column, checked.
 pub struct Columns {
     pub table: Oid,
@@ -34,60 +37,23 @@ pub struct Columns {
     /// Quoted identifiers.
     pub source: String,
     pub target: String,
+    pub target_attnum: i16,
     pub vector_type: Oid,
     /// The column's declared dimension; None for plain `vector`.
     pub dimension: Option<usize>,
 }
 
 impl Columns {
-    /// Looks up the columns; `source` None when only the target matters (search).
+    /// Looks up the columns; `source` None when only the target matters (search). Reads the
+    /// system caches, not SPI: backfill resolves its columns again for every batch.
     pub fn resolve(table: Oid, source: Option<&str>, target: &str) -> Result<Columns> {
-        let found = Spi::connect(|client| {
-            let rows = client.select(
-                "SELECT format('%I.%I', n.nspname, c.relname),
-                        (SELECT a.attnum FROM pg_catalog.pg_attribute a
-                          WHERE a.attrelid = c.oid AND a.attname = $2 AND a.attnum > 0
-                            AND NOT a.attisdropped),
-                        ta.atttypid, ta.atttypmod,
-                        EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
-                                  JOIN pg_catalog.pg_extension e ON e.oid = d.refobjid
-                                 WHERE d.classid = 'pg_catalog.pg_type'::pg_catalog.regclass
-                                   AND d.objid = ta.atttypid AND d.deptype = 'e'
-                                   AND e.extname = 'vector')
-                          AND (SELECT typname FROM pg_catalog.pg_type WHERE oid = ta.atttypid) = 'vector',
-                        pg_catalog.format_type(ta.atttypid, ta.atttypmod), c.relkind
-                   FROM pg_catalog.pg_class c
-                   JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-                   LEFT JOIN pg_catalog.pg_attribute ta
-                          ON ta.attrelid = c.oid AND ta.attname = $3 AND ta.attnum > 0
-                         AND NOT ta.attisdropped
-                  WHERE c.oid = $1",
-                Some(1),
-                &[table.into(), source.unwrap_or("").into(), target.into()],
-            )?;
-            let mut result = None;
-            for row in rows {
-                result = Some((
-                    row.get::<String>(1)?.unwrap_or_default(),
-                    row.get::<i16>(2)?,
-                    row.get::<Oid>(3)?,
-                    row.get::<i32>(4)?,
-                    row.get::<bool>(5)?.unwrap_or(false),
-                    row.get::<String>(6)?,
-                    row.get::<i8>(7)?,
-                ));
-            }
-            Ok::<_, pgrx::spi::Error>(result)
-        })?;
-        let Some((qualified, source_attnum, vector_type, typmod, is_vector, type_name, kind)) =
-            found
-        else {
+        let Some((qualified, kind)) = relation(table) else {
             return Err(Error::new(
                 PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE,
                 format!("relation with OID {} does not exist", table.to_u32()),
             ));
         };
-        if !matches!(kind.map(|k| k as u8), Some(b'r') | Some(b'p')) {
+        if !matches!(kind, b'r' | b'p') {
             return Err(Error::new(
                 PgSqlErrorCode::ERRCODE_WRONG_OBJECT_TYPE,
                 format!("{qualified} is not a table"),
@@ -100,20 +66,19 @@ impl Columns {
             )
         };
         if let Some(source) = source {
-            if source_attnum.is_none() {
+            if column_type(table, source)?.is_none() {
                 return Err(missing(source));
             }
         }
-        let Some(vector_type) = vector_type else {
+        let Some((target_attnum, vector_type, typmod)) = column_type(table, target)? else {
             return Err(missing(target));
         };
-        if !is_vector {
+        if Some(vector_type) != pgvector_type() {
+            // SAFETY: formats an existing type.
+            let type_name = unsafe { text(pg_sys::format_type_with_typemod(vector_type, typmod)) };
             return Err(Error::new(
                 PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH,
-                format!(
-                    "column \"{target}\" of {qualified} is {}, not a pgvector vector",
-                    type_name.unwrap_or_default()
-                ),
+                format!("column \"{target}\" of {qualified} is {type_name}, not a pgvector vector"),
             )
             .with_hint(format!(
                 "ALTER TABLE {qualified} ADD COLUMN {} vector(<dimensions>);",
@@ -125,9 +90,10 @@ impl Columns {
             target_name: target.to_string(),
             source: ident(source.unwrap_or_default()),
             target: ident(target),
+            target_attnum,
             qualified,
             vector_type,
-            dimension: typmod.filter(|m| *m > 0).map(|m| m as usize),
+            dimension: (typmod > 0).then_some(typmod as usize),
         })
     }
 
@@ -155,17 +121,23 @@ impl Columns {
         texts: &[Option<String>],
         model: &str,
         batch_size: usize,
-    ) -> Result<Vec<Option<Vec<f32>>>> {
-        let wanted: Vec<&str> = texts
-            .iter()
-            .flatten()
-            .map(String::as_str)
-            .filter(|t| has_text(t))
-            .collect();
-        let mut vectors = crate::llm::embed(&wanted, model, batch_size)?.into_iter();
-        if let Some(first) = vectors.as_slice().first() {
+    ) -> Result<Embedded> {
+        let vectors = crate::llm::embed(&with_text(texts), model, batch_size)?;
+        self.place(texts, vectors, model)
+    }
+
+    /// Puts the embeddings of the texts that have text back in the order of `texts`, after
+    /// checking their dimension against the column.
+    fn place(
+        &self,
+        texts: &[Option<String>],
+        vectors: crate::llm::Embeddings,
+        model: &str,
+    ) -> Result<Embedded> {
+        if let Some(first) = vectors.first() {
             self.check_dimension(model, first.len())?;
         }
+        let mut vectors = vectors.into_iter();
         Ok(texts
             .iter()
             .map(|t| match t {
@@ -173,6 +145,117 @@ impl Columns {
                 _ => None,
             })
             .collect())
+    }
+}
+
+/// `schema.table` (quoted where needed) and the relkind of a relation, if it exists.
+fn relation(table: Oid) -> Option<(String, u8)> {
+    // SAFETY: syscache lookups; each returns NULL / 0 for a missing relation.
+    unsafe {
+        let name = pg_sys::get_rel_name(table);
+        if name.is_null() {
+            return None;
+        }
+        let schema = pg_sys::get_namespace_name(pg_sys::get_rel_namespace(table));
+        if schema.is_null() {
+            return None;
+        }
+        let qualified = format!(
+            "{}.{}",
+            text(pg_sys::quote_identifier(schema)),
+            text(pg_sys::quote_identifier(name))
+        );
+        Some((qualified, pg_sys::get_rel_relkind(table) as u8))
+    }
+}
+
+/// Number, type and typmod of a user column (not a system or dropped one), if it exists.
+fn column_type(table: Oid, column: &str) -> Result<Option<(i16, Oid, i32)>> {
+    let name = std::ffi::CString::new(column)
+        .map_err(|_| Error::invalid_parameter("a column name cannot contain a zero byte"))?;
+    // SAFETY: syscache lookups; get_attnum returns 0 for a missing or dropped column.
+    unsafe {
+        let attnum = pg_sys::get_attnum(table, name.as_ptr());
+        if attnum <= 0 {
+            return Ok(None);
+        }
+        let (mut typid, mut typmod, mut collation) = (Oid::INVALID, -1, Oid::INVALID);
+        pg_sys::get_atttypetypmodcoll(table, attnum, &mut typid, &mut typmod, &mut collation);
+        Ok(Some((attnum, typid, typmod)))
+    }
+}
+
+/// pgvector's `vector` type, found in the schema the `vector` extension is installed in.
+fn pgvector_type() -> Option<Oid> {
+    // SAFETY: catalog lookups by name; both return InvalidOid when nothing is found.
+    let found = unsafe {
+        let extension = pg_sys::get_extension_oid(c"vector".as_ptr(), true);
+        if extension == Oid::INVALID {
+            return None;
+        }
+        let schema = pg_sys::get_extension_schema(extension);
+        pg_sys::GetSysCacheOid(
+            pg_sys::SysCacheIdentifier::TYPENAMENSP as i32,
+            pg_sys::Anum_pg_type_oid as i16,
+            pg_sys::Datum::from(c"vector".as_ptr()),
+            pg_sys::Datum::from(schema),
+            pg_sys::Datum::from(0),
+            pg_sys::Datum::from(0),
+        )
+    };
+    (found != Oid::INVALID).then_some(found)
+}
+
+/// A C string from Postgres as Rust text.
+///
+/// # Safety
+/// `ptr` must be a valid NUL-terminated string.
+unsafe fn text(ptr: *const std::ffi::c_char) -> String {
+    unsafe { std::ffi::CStr::from_ptr(ptr) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// The texts that have something to embed.
+fn with_text(texts: &[Option<String>]) -> Vec<&str> {
+    texts
+        .iter()
+        .flatten()
+        .map(String::as_str)
+        .filter(|t| has_text(t))
+        .collect()
+}
+
+/// The embeddings of a batch of texts, requested and not yet received: one request for the
+/// whole batch, so that the caller can write the previous batch meanwhile.
+pub struct PendingBatch {
+    pub texts: Vec<Option<String>>,
+    model: String,
+    request: Option<crate::llm::Pending<crate::llm::Embeddings>>,
+}
+
+impl PendingBatch {
+    pub fn start(texts: Vec<Option<String>>, model: &str) -> Result<PendingBatch> {
+        let wanted = with_text(&texts);
+        let request = match wanted.is_empty() {
+            true => None,
+            false => Some(crate::llm::start_embed(&wanted, model)?),
+        };
+        Ok(PendingBatch {
+            texts,
+            model: model.to_string(),
+            request,
+        })
+    }
+
+    /// Waits for the embeddings, one per text (None for empty ones), checked against `columns`.
+    pub fn wait(self, columns: &Columns) -> Result<(Vec<Option<String>>, Embedded)> {
+        let vectors = match self.request {
+            Some(request) => request.wait()?,
+            None => Vec::new(),
+        };
+        let placed = columns.place(&self.texts, vectors, &self.model)?;
+        Ok((self.texts, placed))
     }
 }
 

@@ -44,11 +44,7 @@ pub fn enable(table: Oid, source: &str, target: &str, model: &str) -> Result<i64
         ))
         .with_detail("The embedding worker writes as the role that calls auto_embed."));
     }
-    let attnum = Spi::get_one_with_args::<i16>(
-        "SELECT (SELECT attnum FROM pg_catalog.pg_attribute WHERE attrelid = $1 AND attname = $2)",
-        &[table.into(), target.into()],
-    )?
-    .unwrap_or(0);
+    let attnum = columns.target_attnum;
     let mut args = vec![literal(target)?];
     args.extend(keys.iter().map(|(_, attnum, _)| format!("'{attnum}'")));
     let args = args.join(", ");
@@ -125,11 +121,7 @@ pub fn disable(table: Oid, target: &str) -> Result<()> {
             ),
         ));
     }
-    let attnum = Spi::get_one_with_args::<i16>(
-        "SELECT (SELECT attnum FROM pg_catalog.pg_attribute WHERE attrelid = $1 AND attname = $2)",
-        &[table.into(), target.into()],
-    )?
-    .unwrap_or(0);
+    let attnum = columns.target_attnum;
     for kind in ["ins", "upd"] {
         Spi::run(&format!(
             "DROP TRIGGER IF EXISTS llm_sql_embed_{kind}_{attnum} ON {}",

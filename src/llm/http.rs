@@ -8,7 +8,7 @@
 //! thread never calls Postgres.
 
 use std::cell::RefCell;
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use pgrx::PgSqlErrorCode;
@@ -28,11 +28,12 @@ thread_local! {
 }
 
 /// One request to the LLM server.
-pub struct Request<'a> {
+#[derive(Clone)]
+pub struct Request {
     pub url: String,
     /// JSON body: POST; none: GET.
     pub body: Option<Vec<u8>>,
-    pub api_key: Option<&'a str>,
+    pub api_key: Option<String>,
     pub timeout: Duration,
     pub max_retries: u32,
 }
@@ -44,25 +45,89 @@ enum Failure {
     Timeout,
     /// The server answered with an error status.
     Status(u16, String),
+    /// The server answered, but the answer is unusable (malformed, wrong shape).
+    Answer(Error),
     Other(String),
 }
 
-/// Sends the request, retrying connection errors and 5xx answers; returns the response body of
-/// a 2xx answer.
-pub fn send(request: &Request) -> Result<Vec<u8>> {
-    let mut attempt = 0;
-    loop {
-        let failure = match attempt_once(request)? {
-            Ok(body) => return Ok(body),
-            Err(failure) => failure,
-        };
-        let retryable = matches!(failure, Failure::Connect(_) | Failure::Status(500..=599, _));
-        if !retryable || attempt >= request.max_retries {
-            return Err(describe(failure, &request.url, request.timeout, attempt));
+/// Turns a 2xx response body into what the caller wants. Runs on the request thread, so it
+/// must not call Postgres; parsing thousands of floats there overlaps with the backend's work.
+pub type Reader<T> = Arc<dyn Fn(Vec<u8>) -> Result<T> + Send + Sync>;
+
+type Outcome<T> = std::result::Result<T, Failure>;
+
+/// A request running on its own thread. `wait` for its answer; dropping it abandons the
+/// request (the thread finishes on its own and its answer is discarded).
+pub struct InFlight<T: Send + 'static> {
+    request: Request,
+    read: Reader<T>,
+    agent: Agent,
+    answer: mpsc::Receiver<Outcome<T>>,
+    attempt: u32,
+}
+
+/// Starts the request on its own thread and returns at once.
+pub fn start<T: Send + 'static>(request: Request, read: Reader<T>) -> Result<InFlight<T>> {
+    let agent = agent(request.timeout);
+    let answer = spawn(&agent, &request, &read)?;
+    Ok(InFlight {
+        request,
+        read,
+        agent,
+        answer,
+        attempt: 0,
+    })
+}
+
+impl<T: Send + 'static> InFlight<T> {
+    /// Waits for the answer, retrying connection errors and 5xx answers with backoff.
+    pub fn wait(mut self) -> Result<T> {
+        loop {
+            let failure = match self.wait_once()? {
+                Ok(answer) => return Ok(answer),
+                Err(failure) => failure,
+            };
+            let retryable = matches!(failure, Failure::Connect(_) | Failure::Status(500..=599, _));
+            if !retryable || self.attempt >= self.request.max_retries {
+                let request = &self.request;
+                return Err(describe(
+                    failure,
+                    &request.url,
+                    request.timeout,
+                    self.attempt,
+                ));
+            }
+            self.attempt += 1;
+            // 250 ms, 500 ms, 1 s, ... capped at 8 s.
+            backoff(Duration::from_millis(250 << (self.attempt - 1).min(5)));
+            self.agent = agent(self.request.timeout);
+            self.answer = spawn(&self.agent, &self.request, &self.read)?;
         }
-        attempt += 1;
-        // 250 ms, 500 ms, 1 s, ... capped at 8 s.
-        backoff(Duration::from_millis(250 << (attempt - 1).min(5)));
+    }
+
+    /// Waits for the current attempt. The outer error is a cancel (raised by Postgres); the
+    /// inner one a failure of the request.
+    fn wait_once(&self) -> Result<Outcome<T>> {
+        loop {
+            match self.answer.recv_timeout(POLL) {
+                Ok(outcome) => return Ok(outcome),
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    return Ok(Err(Failure::Other("the request thread stopped".into())));
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+            }
+            if cancel_requested() {
+                // Closes the request's connection; the thread ends on its own (a connect in
+                // progress is bounded by the connect timeout).
+                AGENT.with(|slot| slot.borrow_mut().take());
+                self.agent.clone().shutdown();
+                pgrx::check_for_interrupts!();
+                return Err(Error::new(
+                    PgSqlErrorCode::ERRCODE_QUERY_CANCELED,
+                    "the LLM request was canceled",
+                ));
+            }
+        }
     }
 }
 
@@ -86,56 +151,35 @@ fn agent(timeout: Duration) -> Agent {
     })
 }
 
-/// One attempt. The outer error is a cancel (already raised by Postgres); the inner one a
-/// failure of the request.
-fn attempt_once(request: &Request) -> Result<std::result::Result<Vec<u8>, Failure>> {
-    let agent = agent(request.timeout);
+/// One attempt on a new thread (started with signals blocked); its outcome arrives on the
+/// returned channel.
+fn spawn<T: Send + 'static>(
+    agent: &Agent,
+    request: &Request,
+    read: &Reader<T>,
+) -> Result<mpsc::Receiver<Outcome<T>>> {
     let (tx, rx) = mpsc::channel();
-    let worker_agent = agent.clone();
-    let url = request.url.clone();
-    let body = request.body.clone();
-    let auth = request.api_key.map(|key| format!("Bearer {key}"));
+    let agent = agent.clone();
+    let request = request.clone();
+    let read = Arc::clone(read);
     let spawned = with_signals_blocked(|| {
         std::thread::Builder::new()
             .name("llm_sql http".into())
             .spawn(move || {
-                let _ = tx.send(perform(&worker_agent, &url, body, auth));
+                let outcome =
+                    perform(&agent, &request).and_then(|body| read(body).map_err(Failure::Answer));
+                let _ = tx.send(outcome);
             })
     });
-    let handle = spawned.map_err(|e| Error::internal(format!("could not start a thread: {e}")))?;
-    loop {
-        match rx.recv_timeout(POLL) {
-            Ok(outcome) => {
-                let _ = handle.join();
-                return Ok(outcome);
-            }
-            Err(mpsc::RecvTimeoutError::Disconnected) => {
-                return Ok(Err(Failure::Other("the request thread stopped".into())));
-            }
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
-        }
-        if cancel_requested() {
-            // Closes the request's connection; the thread ends on its own (a connect in
-            // progress is bounded by the connect timeout), so it is not joined.
-            AGENT.with(|slot| slot.borrow_mut().take());
-            agent.shutdown();
-            pgrx::check_for_interrupts!();
-            return Err(Error::new(
-                PgSqlErrorCode::ERRCODE_QUERY_CANCELED,
-                "the LLM request was canceled",
-            ));
-        }
-    }
+    spawned.map_err(|e| Error::internal(format!("could not start a thread: {e}")))?;
+    Ok(rx)
 }
 
 /// The request itself, on the request thread: no Postgres calls here.
-fn perform(
-    agent: &Agent,
-    url: &str,
-    body: Option<Vec<u8>>,
-    auth: Option<String>,
-) -> std::result::Result<Vec<u8>, Failure> {
-    let sent = match body {
+fn perform(agent: &Agent, request: &Request) -> Outcome<Vec<u8>> {
+    let url = &request.url;
+    let auth = request.api_key.as_ref().map(|key| format!("Bearer {key}"));
+    let sent = match &request.body {
         Some(body) => {
             let mut post = agent.post(url).header("Content-Type", "application/json");
             if let Some(auth) = &auth {
@@ -222,6 +266,7 @@ fn describe(failure: Failure, url: &str, timeout: Duration, retries: u32) -> Err
                 error
             }
         }
+        Failure::Answer(error) => error,
         Failure::Other(reason) => Error::new(
             PgSqlErrorCode::ERRCODE_CONNECTION_FAILURE,
             format!("the request to the LLM server at {url} failed: {reason}"),

@@ -7,6 +7,7 @@ pub mod http;
 mod protocol;
 
 use std::cell::RefCell;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -19,6 +20,9 @@ thread_local! {
     /// The last LLM error this backend saw, for llm_health().
     static LAST_ERROR: RefCell<Option<String>> = const { RefCell::new(None) };
 }
+
+/// Embedding vectors, one per input.
+pub type Embeddings = Vec<Vec<f32>>;
 
 /// The server settings of the current call.
 pub struct Server {
@@ -59,20 +63,43 @@ impl Server {
         }
     }
 
-    fn call(&self, path: &str, body: Option<&Value>) -> Result<Vec<u8>> {
+    /// Starts a request to `path` whose answer `read` turns into a T on the request thread.
+    fn start<T: Send + 'static>(
+        &self,
+        path: &str,
+        body: Option<&Value>,
+        read: http::Reader<T>,
+    ) -> Result<Pending<T>> {
         let request = http::Request {
             url: self.url(path),
             body: body.map(|b| b.to_string().into_bytes()),
-            api_key: self.key.as_deref(),
+            api_key: self.key.clone(),
             timeout: self.timeout,
             max_retries: self.retries,
         };
-        let outcome = http::send(&request);
-        if let Err(e) = &outcome {
-            LAST_ERROR.with(|l| *l.borrow_mut() = Some(e.message.clone()));
-        }
-        outcome
+        Ok(Pending(remember_error(http::start(request, read))?))
     }
+
+    fn call(&self, path: &str, body: Option<&Value>) -> Result<Vec<u8>> {
+        self.start(path, body, Arc::new(Ok))?.wait()
+    }
+}
+
+/// An LLM request in flight.
+pub struct Pending<T: Send + 'static>(http::InFlight<T>);
+
+impl<T: Send + 'static> Pending<T> {
+    pub fn wait(self) -> Result<T> {
+        remember_error(self.0.wait())
+    }
+}
+
+/// Keeps the error of a failed call for llm_health().
+fn remember_error<T>(outcome: Result<T>) -> Result<T> {
+    if let Err(e) = &outcome {
+        LAST_ERROR.with(|l| *l.borrow_mut() = Some(e.message.clone()));
+    }
+    outcome
 }
 
 /// The model to use: the call's, else the setting.
@@ -106,11 +133,6 @@ pub fn generate(
     options: Option<&Value>,
 ) -> Result<String> {
     let server = Server::current()?;
-    let mut messages = Vec::new();
-    if let Some(system) = system {
-        messages.push(json!({"role": "system", "content": system}));
-    }
-    messages.push(json!({"role": "user", "content": prompt}));
     match server.api {
         LlmApi::Ollama => {
             let mut body = json!({"model": model, "prompt": prompt, "stream": false});
@@ -123,6 +145,11 @@ pub fn generate(
             protocol::ollama_generate(&server.call("/api/generate", Some(&body))?)
         }
         LlmApi::OpenAi => {
+            let mut messages = Vec::new();
+            if let Some(system) = system {
+                messages.push(json!({"role": "system", "content": system}));
+            }
+            messages.push(json!({"role": "user", "content": prompt}));
             let reply = chat_with(&server, &Value::Array(messages), model, options)?;
             Ok(reply["content"].as_str().unwrap_or_default().to_string())
         }
@@ -166,27 +193,35 @@ fn chat_with(
 
 /// Embeddings of `texts`, in order, one request per `batch_size` texts. Every vector is checked
 /// (finite, same dimension); empty input makes no request.
-pub fn embed(texts: &[&str], model: &str, batch_size: usize) -> Result<Vec<Vec<f32>>> {
-    if texts.is_empty() {
-        return Ok(Vec::new());
-    }
-    let server = Server::current()?;
-    let mut out: Vec<Vec<f32>> = Vec::with_capacity(texts.len());
+pub fn embed(texts: &[&str], model: &str, batch_size: usize) -> Result<Embeddings> {
+    let mut out: Embeddings = Vec::with_capacity(texts.len());
     for chunk in texts.chunks(batch_size.max(1)) {
-        let vectors = match server.api {
-            LlmApi::Ollama => {
-                let body = json!({"model": model, "input": chunk});
-                protocol::ollama_embed(&server.call("/api/embed", Some(&body))?)?
-            }
-            LlmApi::OpenAi => {
-                let body = json!({"model": model, "input": chunk});
-                protocol::openai_embed(&server.call("/embeddings", Some(&body))?)?
-            }
-        };
-        protocol::check_embeddings(&vectors, chunk.len(), out.first().map(Vec::len))?;
+        let vectors = start_embed(chunk, model)?.wait()?;
+        if let (Some(first), Some(next)) = (out.first(), vectors.first()) {
+            protocol::check_same_dimension(first.len(), next.len())?;
+        }
         out.extend(vectors);
     }
     Ok(out)
+}
+
+/// Starts one request for the embeddings of `texts` (checked: one finite vector per text, all
+/// of one dimension); `wait` for them while doing other work.
+pub fn start_embed(texts: &[&str], model: &str) -> Result<Pending<Embeddings>> {
+    let server = Server::current()?;
+    let inputs = texts.len();
+    let body = json!({"model": model, "input": texts});
+    let ollama = matches!(server.api, LlmApi::Ollama);
+    let path = if ollama { "/api/embed" } else { "/embeddings" };
+    let read: http::Reader<Embeddings> = Arc::new(move |answer: Vec<u8>| {
+        let vectors = match ollama {
+            true => protocol::ollama_embed(&answer)?,
+            false => protocol::openai_embed(&answer)?,
+        };
+        protocol::check_embeddings(&vectors, inputs)?;
+        Ok(vectors)
+    });
+    server.start(path, Some(&body), read)
 }
 
 /// The models the server offers.

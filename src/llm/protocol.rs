@@ -120,37 +120,38 @@ pub fn openai_embed(body: &[u8]) -> Result<Vec<Vec<f32>>> {
     Ok(data.into_iter().map(|d| d.embedding).collect())
 }
 
-/// One vector per input, all of one dimension (`dimension` when an earlier batch fixed it),
-/// every value finite.
-pub fn check_embeddings(
-    vectors: &[Vec<f32>],
-    inputs: usize,
-    dimension: Option<usize>,
-) -> Result<()> {
+/// One vector per input, all of one dimension, every value finite.
+pub fn check_embeddings(vectors: &[Vec<f32>], inputs: usize) -> Result<()> {
     if vectors.len() != inputs {
         return Err(bad_answer(format!(
             "{} embeddings for {inputs} inputs",
             vectors.len()
         )));
     }
-    let dimension = dimension.unwrap_or_else(|| vectors.first().map_or(0, Vec::len));
-    if dimension == 0 || dimension > MAX_DIMENSIONS {
+    let dimension = vectors.first().map_or(0, Vec::len);
+    if inputs > 0 && (dimension == 0 || dimension > MAX_DIMENSIONS) {
         return Err(bad_answer(format!(
             "embeddings of {dimension} dimensions (pgvector takes 1 to {MAX_DIMENSIONS})"
         )));
     }
     for vector in vectors {
-        if vector.len() != dimension {
-            return Err(bad_answer(format!(
-                "embeddings of different dimensions ({dimension} and {})",
-                vector.len()
-            )));
-        }
+        check_same_dimension(dimension, vector.len())?;
         if vector.iter().any(|x| !x.is_finite()) {
             return Err(bad_answer("an embedding contains NaN or infinite values"));
         }
     }
     Ok(())
+}
+
+/// Embeddings of one call must all have one dimension.
+pub fn check_same_dimension(dimension: usize, other: usize) -> Result<()> {
+    if other == dimension {
+        Ok(())
+    } else {
+        Err(bad_answer(format!(
+            "embeddings of different dimensions ({dimension} and {other})"
+        )))
+    }
 }
 
 #[derive(Deserialize)]

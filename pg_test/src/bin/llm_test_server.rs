@@ -135,10 +135,7 @@ fn json_reply(value: Value) -> Response<Full<Bytes>> {
 fn vectors_json(vectors: &[Vec<f32>], fault: Option<&str>) -> String {
     let mut rows: Vec<String> = vectors
         .iter()
-        .map(|v| {
-            let items: Vec<String> = v.iter().map(|x| x.to_string()).collect();
-            format!("[{}]", items.join(","))
-        })
+        .map(|v| serde_json::to_string(v).expect("floats serialize"))
         .collect();
     if let Some(first) = rows.first_mut() {
         match fault {
