@@ -12,10 +12,12 @@ mod engine;
 mod error;
 mod llm;
 mod local;
+mod nl2sql;
 mod plans;
 mod quote;
 mod run_as;
 mod settings;
+mod subxact;
 mod worker;
 
 // (pgrx 0.18.1's bare `version` key fills in the name field; the version is spelled out.)

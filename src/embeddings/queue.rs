@@ -13,7 +13,7 @@
 //! entries with exponential backoff and the drain goes on with other entries.
 
 use pgrx::datum::JsonB;
-use pgrx::pg_sys::{self, Oid, PgTryBuilder};
+use pgrx::pg_sys::{self, Oid};
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode;
 use serde_json::Value;
@@ -24,6 +24,7 @@ use crate::attach::registry::as_extension_owner;
 use crate::error::{Error, Result};
 use crate::quote::ident;
 use crate::run_as::{current_user, run_as};
+use crate::subxact::{self, OnSuccess};
 
 /// Sets up auto-embedding of `source` into `target`, and queues the rows that have no
 /// embedding yet. Returns how many rows were queued.
@@ -396,61 +397,7 @@ fn record_failure(work: &Work, message: &str) -> Result<()> {
 }
 
 /// Runs `f` in a subtransaction: a Postgres error inside (a privilege lost, a table dropped)
-/// or an error of ours rolls it back and comes back as a message. Cancel and shutdown are
-/// raised again.
+/// or an error of ours rolls it back and comes back as a message.
 fn in_subtransaction(f: impl FnOnce() -> Result<()>) -> std::result::Result<(), String> {
-    // SAFETY: the standard internal-subtransaction pattern (as in PL/pgSQL's exception blocks):
-    // remember the memory context and resource owner, and restore them on both paths.
-    unsafe {
-        let context = pg_sys::CurrentMemoryContext;
-        let owner = pg_sys::CurrentResourceOwner;
-        pg_sys::BeginInternalSubTransaction(std::ptr::null());
-        pg_sys::MemoryContextSwitchTo(context);
-        let restore = || {
-            pg_sys::MemoryContextSwitchTo(context);
-            pg_sys::CurrentResourceOwner = owner;
-        };
-        let f = std::panic::AssertUnwindSafe(f);
-        let outcome = PgTryBuilder::new(move || Ok(f()))
-            .catch_others(|caught| Err(Box::new(caught)))
-            .execute();
-        match outcome {
-            Ok(Ok(())) => {
-                pg_sys::ReleaseCurrentSubTransaction();
-                restore();
-                Ok(())
-            }
-            Ok(Err(error)) => {
-                pg_sys::RollbackAndReleaseCurrentSubTransaction();
-                restore();
-                if error.code == PgSqlErrorCode::ERRCODE_QUERY_CANCELED {
-                    error.report();
-                }
-                Err(error.message)
-            }
-            Err(caught) => {
-                pg_sys::RollbackAndReleaseCurrentSubTransaction();
-                restore();
-                let message = match caught.as_ref() {
-                    pg_sys::panic::CaughtError::PostgresError(e)
-                    | pg_sys::panic::CaughtError::ErrorReport(e)
-                    | pg_sys::panic::CaughtError::RustPanic { ereport: e, .. } => {
-                        if matches!(
-                            e.sql_error_code(),
-                            PgSqlErrorCode::ERRCODE_QUERY_CANCELED
-                                | PgSqlErrorCode::ERRCODE_ADMIN_SHUTDOWN
-                        ) {
-                            None
-                        } else {
-                            Some(e.message().to_string())
-                        }
-                    }
-                };
-                match message {
-                    Some(message) => Err(message),
-                    None => caught.rethrow(),
-                }
-            }
-        }
-    }
+    subxact::run(OnSuccess::Keep, f).map_err(|e| e.message)
 }

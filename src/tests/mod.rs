@@ -8,6 +8,7 @@ mod embeddings;
 mod engine;
 pub mod llm;
 mod local;
+mod nl2sql;
 mod scan;
 mod security;
 mod types;
