@@ -11,3 +11,14 @@ pub fn ident(name: &str) -> String {
 pub fn duck_literal(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
 }
+
+/// A Postgres identifier, quoted only where Postgres needs it (as `quote_ident` does).
+pub fn pg_ident(name: &str) -> String {
+    let Ok(text) = std::ffi::CString::new(name) else {
+        return ident(name);
+    };
+    // SAFETY: quote_identifier reads a NUL-terminated string and returns it or a palloc'd copy.
+    unsafe { std::ffi::CStr::from_ptr(pgrx::pg_sys::quote_identifier(text.as_ptr())) }
+        .to_string_lossy()
+        .into_owned()
+}

@@ -45,6 +45,13 @@ pub static EMBEDDING_BATCH_SIZE: GucSetting<i32> = GucSetting::<i32>::new(64);
 pub static WORKER_DATABASE: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c""));
 pub static WORKER_NAPTIME_MS: GucSetting<i32> = GucSetting::<i32>::new(5_000);
+pub static ASK_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(30_000);
+pub static MAX_ROWS: GucSetting<i32> = GucSetting::<i32>::new(1_000);
+pub static ASK_MAX_ATTEMPTS: GucSetting<i32> = GucSetting::<i32>::new(3);
+pub static ASK_MIN_CONFIDENCE: GucSetting<f64> = GucSetting::<f64>::new(0.7);
+pub static ASK_SCHEMAS: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c""));
+pub static ASK_CONTEXT_BUDGET: GucSetting<i32> = GucSetting::<i32>::new(24_000);
+pub static ASK_CACHE_TTL_S: GucSetting<i32> = GucSetting::<i32>::new(86_400);
 
 /// Registers the settings; called from `_PG_init`.
 pub fn init() {
@@ -210,6 +217,79 @@ fn llm_settings() {
         3_600_000,
         GucContext::Sighup,
         GucFlags::UNIT_MS,
+    );
+    define_ask_settings();
+}
+
+/// The settings of llm_sql.ask; any role may change them for itself.
+fn define_ask_settings() {
+    GucRegistry::define_int_guc(
+        c"llm_sql.ask_timeout",
+        c"Time limit of each query that llm_sql.ask runs.",
+        c"The caller's own statement_timeout still applies when it comes first.",
+        &ASK_TIMEOUT_MS,
+        1,
+        i32::MAX,
+        GucContext::Userset,
+        GucFlags::UNIT_MS,
+    );
+    GucRegistry::define_int_guc(
+        c"llm_sql.max_rows",
+        c"Most rows llm_sql.ask returns; the answer says when it was truncated.",
+        c"",
+        &MAX_ROWS,
+        1,
+        10_000_000,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"llm_sql.ask_max_attempts",
+        c"How often llm_sql.ask lets the model write a query, counting the corrections after an error.",
+        c"",
+        &ASK_MAX_ATTEMPTS,
+        1,
+        10,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_float_guc(
+        c"llm_sql.ask_min_confidence",
+        c"Below this confidence llm_sql.ask asks for clarification instead of answering.",
+        c"The model's own confidence, or with candidates the share of candidates that agree.",
+        &ASK_MIN_CONFIDENCE,
+        0.0,
+        1.0,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
+        c"llm_sql.ask_schemas",
+        c"Comma-separated schemas whose relations llm_sql.ask shows the model; empty: those on search_path.",
+        c"",
+        &ASK_SCHEMAS,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"llm_sql.ask_context_budget",
+        c"Most characters of schema description in an llm_sql.ask prompt.",
+        c"Beyond it, the relations most relevant to the question are kept.",
+        &ASK_CONTEXT_BUDGET,
+        1_000,
+        1_000_000,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"llm_sql.ask_cache_ttl",
+        c"How long llm_sql.ask reuses the SQL it wrote for the same question; 0 turns the cache off.",
+        c"Any change to the schema the caller can see also ends reuse.",
+        &ASK_CACHE_TTL_S,
+        0,
+        i32::MAX,
+        GucContext::Userset,
+        GucFlags::UNIT_S,
     );
 }
 

@@ -14,6 +14,7 @@ macro_rules! finfo_v1 {
     };
 }
 
+mod ask;
 pub mod attach;
 mod embed;
 mod fdw;

@@ -150,7 +150,7 @@ pub fn generate(
                 messages.push(json!({"role": "system", "content": system}));
             }
             messages.push(json!({"role": "user", "content": prompt}));
-            let reply = chat_with(&server, &Value::Array(messages), model, options)?;
+            let reply = chat_with(&server, &Value::Array(messages), model, options, false)?;
             Ok(reply["content"].as_str().unwrap_or_default().to_string())
         }
     }
@@ -160,7 +160,13 @@ pub fn generate(
 /// `{"role": "assistant", "content": …}`.
 pub fn chat(messages: &Value, model: &str, options: Option<&Value>) -> Result<Value> {
     protocol::check_messages(messages)?;
-    chat_with(&Server::current()?, messages, model, options)
+    chat_with(&Server::current()?, messages, model, options, false)
+}
+
+/// `chat`, asking the server for a JSON object as the answer's content (Ollama's `format`,
+/// OpenAI's `response_format`).
+pub fn chat_json(messages: &Value, model: &str, options: Option<&Value>) -> Result<Value> {
+    chat_with(&Server::current()?, messages, model, options, true)
 }
 
 fn chat_with(
@@ -168,23 +174,29 @@ fn chat_with(
     messages: &Value,
     model: &str,
     options: Option<&Value>,
+    json_answer: bool,
 ) -> Result<Value> {
+    let mut body = json!({"model": model, "messages": messages, "stream": false});
     match server.api {
         LlmApi::Ollama => {
-            let mut body = json!({"model": model, "messages": messages, "stream": false});
             if let Some(options) = options {
                 body["options"] = options.clone();
+            }
+            if json_answer {
+                body["format"] = json!("json");
             }
             protocol::ollama_chat(&server.call("/api/chat", Some(&body))?)
         }
         LlmApi::OpenAi => {
-            let mut body = json!({"model": model, "messages": messages, "stream": false});
             // OpenAI-compatible servers take sampling options (temperature, max_tokens, …)
             // at the top level.
             if let Some(Value::Object(options)) = options {
                 for (key, value) in options {
                     body[key] = value.clone();
                 }
+            }
+            if json_answer {
+                body["response_format"] = json!({"type": "json_object"});
             }
             protocol::openai_chat(&server.call("/chat/completions", Some(&body))?)
         }

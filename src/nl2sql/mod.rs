@@ -1,10 +1,12 @@
-#![allow(dead_code)] // ask() (issue 5) is being built on this module; until then the tests use it.
 //! Text to SQL (`llm_sql.ask` and friends): finding the SQL in a model's reply (`extract`),
 //! deciding whether it may run (`guard`), and running it with the caller's rights, read-only,
 //! under a time limit and a row cap (`run_read_only`).
 
+pub mod ask;
+pub mod context;
 pub mod extract;
 pub mod guard;
+pub mod prompt;
 
 use std::time::Duration;
 

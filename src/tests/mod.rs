@@ -2,6 +2,7 @@
 //! PostgreSQL 18 backend with pgvector and llm_sql installed, against the real embedded DuckDB.
 //! Tests that need several sessions, login roles or outside servers live in `pg_test/`.
 
+mod ask;
 mod attach;
 mod backend;
 mod embeddings;
