@@ -8,9 +8,9 @@
 //! strings inside SQL comments: data about the schema, never text the model could mistake for
 //! instructions (a newline in a comment cannot start a line of its own).
 
-use pgrx::datum::JsonB;
+use std::collections::HashMap;
+
 use pgrx::prelude::*;
-use serde_json::Value;
 
 use crate::error::Result;
 use crate::quote::pg_ident as ident;
@@ -84,53 +84,133 @@ pub fn words(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// A column the caller may read: relation, number, name, type, NOT NULL, comment.
+type Column = (u32, i16, String, String, bool, Option<String>);
+/// A key: relation, type (p, u, f), columns, referenced relation (name, oid), its columns.
+type Key = (u32, String, Vec<i16>, Option<String>, u32, Vec<i16>);
+
+/// Three flat catalog queries (relations, columns, keys) rather than one with a subquery per
+/// relation: at 200 relations that is the difference between a few and 30 milliseconds.
 fn visible_relations(schemas: Option<&[String]>) -> Result<Vec<Relation>> {
     let schemas: Option<Vec<String>> = schemas.map(<[String]>::to_vec);
-    let rows = Spi::connect(|client| {
-        let mut rows = Vec::new();
+    let (relations, columns, keys) = Spi::connect(|client| {
+        let mut relations = Vec::new();
         for row in client.select(
-            "SELECT n.nspname::text, c.relname::text, c.relkind::text,
-                    pg_catalog.obj_description(c.oid, 'pg_class'),
-                    (SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_array(a.attname,
-                                pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnotnull,
-                                pg_catalog.col_description(c.oid, a.attnum)) ORDER BY a.attnum)
-                       FROM pg_catalog.pg_attribute a
-                      WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-                        AND pg_catalog.has_column_privilege(c.oid, a.attnum, 'SELECT')),
-                    (SELECT pg_catalog.jsonb_agg(pg_catalog.pg_get_constraintdef(k.oid)
-                                                 ORDER BY k.contype DESC, k.conname)
-                       FROM pg_catalog.pg_constraint k
-                      WHERE k.conrelid = c.oid AND k.contype IN ('p', 'u', 'f')
-                        AND (k.contype <> 'f'
-                             OR pg_catalog.has_any_column_privilege(k.confrelid, 'SELECT')))
+            "SELECT c.oid, n.nspname::text, c.relname::text, c.relkind::text, d.description
                FROM pg_catalog.pg_class c
                JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+               LEFT JOIN pg_catalog.pg_description d
+                      ON d.objoid = c.oid AND d.objsubid = 0
+                     AND d.classoid = 'pg_catalog.pg_class'::pg_catalog.regclass
               WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')
                 AND n.nspname = ANY (coalesce($1, pg_catalog.current_schemas(false)::text[]))
                 AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'llm_sql')
                 AND pg_catalog.has_schema_privilege(n.oid, 'USAGE')
                 AND pg_catalog.has_any_column_privilege(c.oid, 'SELECT')
-              ORDER BY 1, 2",
+              ORDER BY 2, 3",
             None,
             &[schemas.into()],
         )? {
-            rows.push((
-                row.get::<String>(1)?.unwrap_or_default(),
+            relations.push((
+                row.get::<pg_sys::Oid>(1)?.map_or(0, |o| o.to_u32()),
                 row.get::<String>(2)?.unwrap_or_default(),
                 row.get::<String>(3)?.unwrap_or_default(),
-                row.get::<String>(4)?,
-                row.get::<JsonB>(5)?.map_or(Value::Null, |j| j.0),
-                row.get::<JsonB>(6)?.map_or(Value::Null, |j| j.0),
+                row.get::<String>(4)?.unwrap_or_default(),
+                row.get::<String>(5)?,
             ));
         }
-        Ok::<_, pgrx::spi::Error>(rows)
+        let oids: Vec<pg_sys::Oid> = relations.iter().map(|r| pg_sys::Oid::from(r.0)).collect();
+        let mut columns: Vec<Column> = Vec::new();
+        for row in client.select(
+            "SELECT a.attrelid, a.attnum, a.attname::text,
+                    pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnotnull, d.description
+               FROM pg_catalog.pg_attribute a
+               LEFT JOIN pg_catalog.pg_description d
+                      ON d.objoid = a.attrelid AND d.objsubid = a.attnum
+                     AND d.classoid = 'pg_catalog.pg_class'::pg_catalog.regclass
+              WHERE a.attrelid = ANY ($1) AND a.attnum > 0 AND NOT a.attisdropped
+                AND pg_catalog.has_column_privilege(a.attrelid, a.attnum, 'SELECT')
+              ORDER BY a.attrelid, a.attnum",
+            None,
+            &[oids.clone().into()],
+        )? {
+            columns.push((
+                row.get::<pg_sys::Oid>(1)?.map_or(0, |o| o.to_u32()),
+                row.get::<i16>(2)?.unwrap_or_default(),
+                row.get::<String>(3)?.unwrap_or_default(),
+                row.get::<String>(4)?.unwrap_or_default(),
+                row.get::<bool>(5)?.unwrap_or(false),
+                row.get::<String>(6)?,
+            ));
+        }
+        let mut keys: Vec<Key> = Vec::new();
+        for row in client.select(
+            "SELECT k.conrelid, k.contype::text, k.conkey,
+                    CASE WHEN k.contype = 'f' THEN k.confrelid::pg_catalog.regclass::text END,
+                    k.confrelid, coalesce(k.confkey, '{}')
+               FROM pg_catalog.pg_constraint k
+              WHERE k.conrelid = ANY ($1) AND k.contype IN ('p', 'u', 'f')
+                AND (k.contype <> 'f' OR pg_catalog.has_any_column_privilege(k.confrelid, 'SELECT'))
+              ORDER BY k.conrelid, k.contype DESC, k.conname",
+            None,
+            &[oids.into()],
+        )? {
+            keys.push((
+                row.get::<pg_sys::Oid>(1)?.map_or(0, |o| o.to_u32()),
+                row.get::<String>(2)?.unwrap_or_default(),
+                row.get::<Vec<i16>>(3)?.unwrap_or_default(),
+                row.get::<String>(4)?,
+                row.get::<pg_sys::Oid>(5)?.map_or(0, |o| o.to_u32()),
+                row.get::<Vec<i16>>(6)?.unwrap_or_default(),
+            ));
+        }
+        Ok::<_, pgrx::spi::Error>((relations, columns, keys))
     })?;
-    Ok(rows
+    let names: HashMap<(u32, i16), &str> =
+        columns.iter().map(|c| ((c.0, c.1), c.2.as_str())).collect();
+    let mut columns_of: HashMap<u32, Vec<&Column>> = HashMap::new();
+    for column in &columns {
+        columns_of.entry(column.0).or_default().push(column);
+    }
+    let mut keys_of: HashMap<u32, Vec<String>> = HashMap::new();
+    for key in &keys {
+        if let Some(text) = key_text(key, &names) {
+            keys_of.entry(key.0).or_default().push(text);
+        }
+    }
+    Ok(relations
         .into_iter()
-        .map(|(schema, name, kind, comment, columns, keys)| {
+        .map(|(oid, schema, name, kind, comment)| {
+            let columns = columns_of.remove(&oid).unwrap_or_default();
+            let keys = keys_of.remove(&oid).unwrap_or_default();
             describe(&schema, &name, &kind, comment, &columns, &keys)
         })
         .collect())
+}
+
+/// `PRIMARY KEY (a)`, `UNIQUE (a, b)`, `FOREIGN KEY (a) REFERENCES t(b)`; None when a column
+/// of the key is hidden from the caller.
+fn key_text(key: &Key, names: &HashMap<(u32, i16), &str>) -> Option<String> {
+    let (relation, kind, columns, referenced, referenced_oid, referenced_columns) = key;
+    let list = |relation: u32, numbers: &[i16]| -> Option<String> {
+        let names: Option<Vec<String>> = numbers
+            .iter()
+            .map(|n| names.get(&(relation, *n)).map(|name| ident(name)))
+            .collect();
+        names.map(|n| n.join(", "))
+    };
+    let own = list(*relation, columns)?;
+    Some(match kind.as_str() {
+        "p" => format!("PRIMARY KEY ({own})"),
+        "u" => format!("UNIQUE ({own})"),
+        _ => {
+            let target = referenced.clone().unwrap_or_default();
+            match list(*referenced_oid, referenced_columns) {
+                Some(to) => format!("FOREIGN KEY ({own}) REFERENCES {target}({to})"),
+                None => format!("FOREIGN KEY ({own}) REFERENCES {target}"),
+            }
+        }
+    })
 }
 
 /// One relation as SQL DDL the model knows how to read.
@@ -139,8 +219,8 @@ fn describe(
     name: &str,
     kind: &str,
     comment: Option<String>,
-    columns: &Value,
-    keys: &Value,
+    columns: &[&Column],
+    keys: &[String],
 ) -> Relation {
     let qualified = format!("{}.{}", ident(schema), ident(name));
     let what = match kind {
@@ -160,27 +240,19 @@ fn describe(
     }
     text.push_str(&format!("CREATE {what} {qualified} (\n"));
     let mut lines = Vec::new();
-    for column in columns.as_array().into_iter().flatten() {
-        let field = |i: usize| column.get(i).and_then(Value::as_str).unwrap_or_default();
-        let mut line = format!("  {} {}", ident(field(0)), field(1));
-        if column.get(2).and_then(Value::as_bool) == Some(true) {
+    for (_, _, column, type_name, not_null, comment) in columns {
+        let mut line = format!("  {} {type_name}", ident(column));
+        if *not_null {
             line.push_str(" NOT NULL");
         }
-        if let Some(comment) = column.get(3).and_then(Value::as_str) {
+        if let Some(comment) = comment {
             line.push_str(&format!(" /* {} */", quoted(comment).replace("*/", "*\\/")));
             words.extend(self::words(comment));
         }
-        words.extend(self::words(field(0)));
+        words.extend(self::words(column));
         lines.push(line);
     }
-    for key in keys
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-    {
-        lines.push(format!("  {key}"));
-    }
+    lines.extend(keys.iter().map(|key| format!("  {key}")));
     text.push_str(&lines.join(",\n"));
     text.push_str("\n);\n");
     Relation {
