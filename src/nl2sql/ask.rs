@@ -126,7 +126,8 @@ pub fn answer(question: &str, options: &Options, execute: bool) -> Result<Value>
     let mut report = json!({
         "engine": "postgres", "model": options.model, "cached": false, "attempts": [],
         "rows": [], "row_count": 0, "truncated": false, "sql": null, "explanation": null,
-        "clarifying_questions": [], "confidence": null, "llm_ms": 0.0,
+        "clarifying_questions": [], "confidence": null,
+        "llm_ms": millis(context.model_time),
     });
     let key = cache_key(question, &context.fingerprint, options)?;
     let cached = cached_sql(&key)?
@@ -139,7 +140,7 @@ pub fn answer(question: &str, options: &Options, execute: bool) -> Result<Value>
         let base = prompt::messages(question, &context.text)?;
         let mut attempts = Vec::new();
         let mut outcomes = Vec::new();
-        let mut llm_time = Duration::ZERO;
+        let mut llm_time = context.model_time;
         for index in 0..options.candidates {
             // Several candidates need different drafts; one is best written without sampling.
             let temperature = if options.candidates == 1 {

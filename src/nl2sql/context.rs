@@ -4,22 +4,27 @@
 //!
 //! Relations come from the schemas on search_path, or `llm_sql.ask_schemas`, or the call's
 //! `schemas` option. When their description exceeds `llm_sql.ask_context_budget` characters,
-//! the relations sharing most words with the question are kept. Comments are written as JSON
+//! the relations most relevant to the question are kept: by cosine similarity of embeddings
+//! (`llm_sql.embedding_model`) when the embedding model answers, else by shared words. Comments are written as JSON
 //! strings inside SQL comments: data about the schema, never text the model could mistake for
 //! instructions (a newline in a comment cannot start a line of its own).
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 
 use pgrx::prelude::*;
 
 use crate::error::Result;
 use crate::quote::pg_ident as ident;
+use crate::{llm, settings};
 
 /// The description given to the model, and a fingerprint of everything the caller can see
 /// (changes with any DDL or privilege change that matters).
 pub struct Context {
     pub text: String,
     pub fingerprint: String,
+    /// Time spent waiting for the embedding model (ranking relations).
+    pub model_time: std::time::Duration,
 }
 
 struct Relation {
@@ -37,26 +42,39 @@ pub fn build(question: &str, schemas: Option<&[String]>, budget: usize) -> Resul
         &[everything.as_str().into()],
     )?
     .unwrap_or_default();
-    let chosen = within_budget(question, relations, budget);
+    let started = std::time::Instant::now();
+    let (chosen, embedded) = within_budget(question, relations, budget);
     Ok(Context {
         text: chosen.join("\n"),
         fingerprint,
+        model_time: if embedded {
+            started.elapsed()
+        } else {
+            Default::default()
+        },
     })
 }
 
-/// The relations' descriptions, the most relevant to the question first, as many as fit.
-fn within_budget(question: &str, relations: Vec<Relation>, budget: usize) -> Vec<String> {
+/// The relations' descriptions, the most relevant to the question first, as many as fit; and
+/// whether the embedding model was asked.
+fn within_budget(question: &str, relations: Vec<Relation>, budget: usize) -> (Vec<String>, bool) {
     let total: usize = relations.iter().map(|r| r.description.len()).sum();
     if total <= budget {
-        return relations.into_iter().map(|r| r.description).collect();
+        return (
+            relations.into_iter().map(|r| r.description).collect(),
+            false,
+        );
     }
-    let asked = words(question);
-    let mut scored: Vec<(usize, Relation)> = relations
-        .into_iter()
-        .map(|r| (r.words.iter().filter(|w| asked.contains(w)).count(), r))
-        .collect();
+    let scores = embedding_scores(question, &relations).unwrap_or_else(|| {
+        let asked = words(question);
+        relations
+            .iter()
+            .map(|r| r.words.iter().filter(|w| asked.contains(w)).count() as f64)
+            .collect()
+    });
+    let mut scored: Vec<(f64, Relation)> = scores.into_iter().zip(relations).collect();
     // Stable: equally relevant relations keep their schema/name order.
-    scored.sort_by_key(|s| std::cmp::Reverse(s.0));
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0));
     let mut used = 0;
     let mut chosen = Vec::new();
     for (_, relation) in scored {
@@ -67,7 +85,67 @@ fn within_budget(question: &str, relations: Vec<Relation>, budget: usize) -> Vec
         chosen.push((relation.name, relation.description));
     }
     chosen.sort();
-    chosen.into_iter().map(|(_, d)| d).collect()
+    (chosen.into_iter().map(|(_, d)| d).collect(), true)
+}
+
+thread_local! {
+    /// Embeddings of relation descriptions, by model and text: a schema is embedded once per
+    /// backend, and again only where it changed.
+    static EMBEDDED: RefCell<HashMap<(String, String), Vec<f32>>> = RefCell::new(HashMap::new());
+}
+
+/// Most relation embeddings kept per backend.
+const MAX_EMBEDDED: usize = 5_000;
+
+/// Cosine similarity of the question to each relation, when the embedding model answers;
+/// None otherwise (the caller ranks by shared words instead).
+fn embedding_scores(question: &str, relations: &[Relation]) -> Option<Vec<f64>> {
+    let model = settings::string(&settings::EMBEDDING_MODEL)?;
+    let missing: Vec<&str> = EMBEDDED.with(|cache| {
+        let cache = cache.borrow();
+        relations
+            .iter()
+            .map(|r| r.description.as_str())
+            .filter(|d| !cache.contains_key(&(model.clone(), d.to_string())))
+            .collect()
+    });
+    let mut texts = vec![question];
+    texts.extend(&missing);
+    let batch = settings::EMBEDDING_BATCH_SIZE.get().max(1) as usize;
+    let mut vectors = llm::embed(&texts, &model, batch).ok()?.into_iter();
+    let asked = vectors.next()?;
+    EMBEDDED.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if cache.len() + missing.len() > MAX_EMBEDDED {
+            cache.clear();
+        }
+        for (text, vector) in missing.iter().zip(vectors) {
+            cache.insert((model.clone(), text.to_string()), vector);
+        }
+        relations
+            .iter()
+            .map(|r| {
+                cache
+                    .get(&(model.clone(), r.description.clone()))
+                    .map(|v| cosine(&asked, v))
+            })
+            .collect()
+    })
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    let (mut dot, mut na, mut nb) = (0f64, 0f64, 0f64);
+    for (x, y) in a.iter().zip(b) {
+        let (x, y) = (f64::from(*x), f64::from(*y));
+        dot += x * y;
+        na += x * x;
+        nb += y * y;
+    }
+    if na == 0.0 || nb == 0.0 || a.len() != b.len() {
+        0.0
+    } else {
+        dot / (na.sqrt() * nb.sqrt())
+    }
 }
 
 /// Lower-case words of three letters or more, with a plural "s" dropped.

@@ -341,6 +341,62 @@ mod tests {
     }
 
     #[pg_test]
+    fn a_large_schema_keeps_the_relations_the_question_is_about() {
+        Spi::run(
+            "CREATE SCHEMA big;
+             CREATE TABLE big.planets (name text, moons int, distance_au numeric);
+             COMMENT ON TABLE big.planets IS 'Planets of the solar system and how many moons each planet has';
+             INSERT INTO big.planets VALUES ('Earth', 1, 1), ('Mars', 2, 1.5);
+             DO $$ BEGIN FOR i IN 1..12 LOOP
+               EXECUTE format('CREATE TABLE big.ledger_%s (entry_id int, account_code text,
+                   debit numeric, credit numeric, booked_on date, voucher text)', i);
+               EXECUTE format('COMMENT ON TABLE big.ledger_%s IS %L', i,
+                   'Accounting ledger entries with debit and credit amounts per account and voucher');
+             END LOOP; END $$;
+             SET llm_sql.ask_context_budget = 1000;
+             SET llm_sql.ask_cache_ttl = 0;",
+        )
+        .unwrap();
+        let key = script(
+            "ranked",
+            &[sql_reply(
+                "SELECT name FROM big.planets ORDER BY moons DESC LIMIT 1",
+            )],
+        );
+        let options = r#"{"schemas": ["big"]}"#;
+        let answer = ask_full("Which planets have the most moons?", options);
+        assert_eq!(answer["rows"], json!([{"name": "Mars"}]), "{answer}");
+        let system = system_prompt(&key);
+        assert!(system.contains("CREATE TABLE big.planets"), "{system}");
+        let ledgers = system.matches("CREATE TABLE big.ledger_").count();
+        assert!(ledgers < 12, "{ledgers} ledgers in {system}");
+        // Ranked by embeddings: one request embedded the question and the 13 descriptions;
+        // the next call embeds only the question.
+        assert_eq!(stats(&key)["requests"], 2);
+        ask_full("Which planets have the most moons?", options);
+        assert_eq!(stats(&key)["requests"], 4);
+        // Without an embedding model, by shared words.
+        Spi::run("SET llm_sql.embedding_model = 'missing-model'").unwrap();
+        let key = script(
+            "keywords",
+            &[sql_reply(
+                "SELECT name FROM big.planets ORDER BY moons DESC LIMIT 1",
+            )],
+        );
+        assert_eq!(
+            ask_full("Which planets have the most moons?", options)["status"],
+            "ok"
+        );
+        assert!(system_prompt(&key).contains("CREATE TABLE big.planets"));
+        assert!(
+            system_prompt(&key)
+                .matches("CREATE TABLE big.ledger_")
+                .count()
+                < 12
+        );
+    }
+
+    #[pg_test]
     fn answers_over_an_imported_attachment() {
         let path = format!("/tmp/llm_sql_ask_{}.duckdb", std::process::id());
         let _ = std::fs::remove_file(&path);
