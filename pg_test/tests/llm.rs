@@ -52,22 +52,7 @@ fn count(client: &mut Client, sql: &str) -> i64 {
 fn cancel_and_statement_timeout_abort_a_request_within_a_second() {
     let mut worker = superuser();
     use_server(&mut worker, "key=cancel,delay=20000");
-    let pid = backend_pid(&mut worker);
-    let handle = thread::spawn(move || {
-        let result = worker.simple_query("SELECT llm_sql.embed('slow')");
-        (result, Instant::now(), worker)
-    });
-    let mut observer = superuser();
-    wait_until_running(&mut observer, pid, "llm_sql.embed");
-    let cancelled_at = Instant::now();
-    observer
-        .execute("SELECT pg_cancel_backend($1)", &[&pid])
-        .unwrap();
-    let (result, ended_at, mut worker) = handle.join().unwrap();
-    let error = result.expect_err("the request should have been canceled");
-    assert_eq!(sqlstate(&error), "57014", "{}", describe(&error));
-    let took = ended_at - cancelled_at;
-    assert!(took < Duration::from_secs(1), "cancel took {took:?}");
+    let mut worker = cancel_while_running(worker, "SELECT llm_sql.embed('slow')", Duration::ZERO);
     // The backend is usable, and its next request works.
     use_server(&mut worker, "key=after-cancel,dim=4");
     assert_eq!(
@@ -76,23 +61,46 @@ fn cancel_and_statement_timeout_abort_a_request_within_a_second() {
     );
 
     use_server(&mut worker, "key=timeout,delay=20000");
+    times_out(&mut worker, "SELECT llm_sql.generate('slow')", 700);
+}
+
+/// Runs `sql` in `worker`, cancels it from another session once it shows in pg_stat_activity
+/// (and `settle` later), and checks that it ended with 57014 within a second.
+fn cancel_while_running(mut worker: Client, sql: &'static str, settle: Duration) -> Client {
+    let pid = backend_pid(&mut worker);
+    let handle = thread::spawn(move || {
+        let result = worker.simple_query(sql);
+        (result, Instant::now(), worker)
+    });
+    let mut observer = superuser();
+    wait_until_running(&mut observer, pid, sql);
+    thread::sleep(settle);
+    let cancelled_at = Instant::now();
+    observer
+        .execute("SELECT pg_cancel_backend($1)", &[&pid])
+        .unwrap();
+    let (result, ended_at, worker) = handle.join().unwrap();
+    let error = result.expect_err("the call should have been canceled");
+    assert_eq!(sqlstate(&error), "57014", "{}", describe(&error));
+    let took = ended_at - cancelled_at;
+    assert!(took < Duration::from_secs(1), "cancel took {took:?}");
     worker
-        .batch_execute("SET statement_timeout = '700ms'")
+}
+
+/// With statement_timeout = `ms`, `sql` ends with a statement timeout within a second more.
+fn times_out(worker: &mut Client, sql: &str, ms: u64) {
+    worker
+        .batch_execute(&format!("SET statement_timeout = '{ms}ms'"))
         .unwrap();
     let started = Instant::now();
-    let error = worker
-        .simple_query("SELECT llm_sql.generate('slow')")
-        .unwrap_err();
+    let error = worker.simple_query(sql).unwrap_err();
     assert!(
         describe(&error).contains("statement timeout"),
         "{}",
         describe(&error)
     );
-    assert!(
-        started.elapsed() < Duration::from_millis(1700),
-        "{:?}",
-        started.elapsed()
-    );
+    let limit = Duration::from_millis(ms + 1000);
+    assert!(started.elapsed() < limit, "{:?}", started.elapsed());
 }
 
 fn make_table(client: &mut Client, name: &str, rows: i64) {
@@ -364,4 +372,51 @@ fn worker_embeds_queued_rows_as_the_role_that_set_it_up() {
     }
     su.batch_execute("SELECT llm_sql.disable_auto_embed('tickets', 'embedding')")
         .unwrap();
+}
+
+/// Scripts the test server's chat replies for `key`.
+fn script(key: &str, replies: &[String]) {
+    ureq::post(llm_url(&format!("_script/{key}")))
+        .send_json(serde_json::json!(replies))
+        .unwrap();
+}
+
+#[test]
+fn cancel_and_statement_timeout_stop_the_query_ask_runs() {
+    let mut worker = superuser();
+    let slow = serde_json::json!({
+        "sql": "SELECT count(*) AS n FROM generate_series(1, 2000000000) g",
+        "confidence": 1
+    })
+    .to_string();
+    script("ask-slow", &[slow]);
+    use_server(&mut worker, "key=ask-slow");
+    worker
+        .batch_execute("SET llm_sql.ask_timeout = '10min'; SET llm_sql.ask_cache_ttl = 0")
+        .unwrap();
+    // A cancel ends the call (it is not taken for a failed attempt to correct); the sleep
+    // lets the generated query start.
+    let ask = "SELECT llm_sql.ask_full('Count to two billion')";
+    let mut worker = cancel_while_running(worker, ask, Duration::from_millis(500));
+    // The caller's statement_timeout, shorter than ask_timeout, ends the call too.
+    times_out(&mut worker, ask, 1500);
+    // ask_timeout, shorter than statement_timeout, fails the attempt and goes on: status error.
+    worker
+        .batch_execute("SET statement_timeout = '20s'; SET llm_sql.ask_timeout = '300ms'; SET llm_sql.ask_max_attempts = 2")
+        .unwrap();
+    let answer: String = worker
+        .query_one("SELECT llm_sql.ask_full('Count to two billion')::text", &[])
+        .unwrap()
+        .get(0);
+    let answer: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!(answer["status"], "error", "{answer}");
+    let attempts = answer["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 2);
+    assert!(
+        attempts[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("llm_sql.ask_timeout"),
+        "{answer}"
+    );
 }

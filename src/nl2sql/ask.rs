@@ -125,6 +125,7 @@ pub fn answer(question: &str, options: &Options, execute: bool) -> Result<Value>
     )?;
     let mut report = json!({
         "engine": "postgres", "model": options.model, "cached": false, "attempts": [],
+        "query_id": null,
         "rows": [], "row_count": 0, "truncated": false, "sql": null, "explanation": null,
         "clarifying_questions": [], "confidence": null,
         "llm_ms": millis(context.model_time),
@@ -166,7 +167,10 @@ pub fn answer(question: &str, options: &Options, execute: bool) -> Result<Value>
         }
     }
     report["duration_ms"] = json!(millis(started.elapsed()));
-    report["query_id"] = json!(log(question, &report)?);
+    // In a read-only transaction (BEGIN READ ONLY, a standby) nothing is written.
+    if !read_only_transaction() {
+        report["query_id"] = json!(log(question, &report)?);
+    }
     Ok(report)
 }
 
@@ -399,8 +403,13 @@ fn cached_sql(key: &str) -> Result<Option<String>> {
     })
 }
 
+fn read_only_transaction() -> bool {
+    // SAFETY: reads the backend's transaction state.
+    unsafe { pg_sys::XactReadOnly || pg_sys::RecoveryInProgress() }
+}
+
 fn remember(key: &str, sql: &str) -> Result<()> {
-    if settings::ASK_CACHE_TTL_S.get() <= 0 {
+    if settings::ASK_CACHE_TTL_S.get() <= 0 || read_only_transaction() {
         return Ok(());
     }
     let role = current_user();

@@ -148,10 +148,18 @@ fn cosine(a: &[f32], b: &[f32]) -> f64 {
     }
 }
 
-/// Lower-case words of three letters or more, with a plural "s" dropped.
+/// Words that say nothing about which table a question is about.
+const STOP_WORDS: &[&str] = &[
+    "all", "and", "any", "are", "but", "did", "does", "each", "for", "from", "had", "has", "have",
+    "how", "into", "many", "much", "not", "our", "per", "than", "that", "the", "their", "them",
+    "then", "there", "they", "this", "was", "were", "what", "when", "which", "who", "with", "you",
+    "your",
+];
+
+/// Lower-case words of three letters or more, with a plural "s" dropped, without stop words.
 pub fn words(text: &str) -> Vec<String> {
     text.split(|c: char| !c.is_alphanumeric())
-        .filter(|w| w.chars().count() >= 3)
+        .filter(|w| w.chars().count() >= 3 && !STOP_WORDS.contains(&w.to_lowercase().as_str()))
         .map(|w| {
             let w = w.to_lowercase();
             match w.strip_suffix('s') {

@@ -506,6 +506,46 @@ mod tests {
     }
 
     #[pg_test]
+    fn examples_sharing_words_with_the_question_go_into_the_prompt() {
+        shop();
+        Spi::run(
+            "INSERT INTO llm_sql.examples (question, sql) VALUES
+               ('What is the revenue per customer country?', 'SELECT 1 AS revenue_example'),
+               ('How tall is the tallest tree?', 'SELECT 2 AS tree_example')",
+        )
+        .unwrap();
+        let key = script("examples", &[sql_reply("SELECT count(*) AS n FROM orders")]);
+        ask_full("What is the revenue of each country?", "{}");
+        let messages = stats(&key)["last_body"]["messages"].clone();
+        let text = messages.to_string();
+        assert!(text.contains("revenue_example"), "{text}");
+        assert!(!text.contains("tree_example"), "{text}");
+        // The example is a question and an answer before the real question.
+        assert_eq!(messages.as_array().unwrap().len(), 4, "{messages}");
+        assert_eq!(messages[1]["role"], "user");
+        assert_eq!(messages[2]["role"], "assistant");
+        // Only the DBA curates examples.
+        Spi::run("CREATE ROLE ask_writer").unwrap();
+        Spi::run("SET ROLE ask_writer").unwrap();
+        let denied =
+            outcome("INSERT INTO llm_sql.examples (question, sql) VALUES ('q', 'SELECT 1')");
+        Spi::run("RESET ROLE").unwrap();
+        assert!(denied.starts_with("42501"), "{denied}");
+    }
+
+    #[pg_test]
+    fn a_read_only_transaction_gets_answers_without_writing() {
+        shop();
+        Spi::run("SET llm_sql.ask_cache_ttl = '1h'").unwrap();
+        script("readonly", &[sql_reply("SELECT count(*) AS n FROM orders")]);
+        Spi::run("SET transaction_read_only = on").unwrap();
+        let answer = ask_full("How many orders?", "{}");
+        assert_eq!(answer["status"], "ok", "{answer}");
+        assert_eq!(answer["rows"], json!([{"n": 3}]));
+        assert_eq!(answer["query_id"], Value::Null);
+    }
+
+    #[pg_test]
     fn generate_sql_explain_sql_and_bad_arguments() {
         shop();
         script("gen", &[sql_reply("SELECT 1 / 0 AS boom")]);
