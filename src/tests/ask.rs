@@ -546,6 +546,40 @@ mod tests {
     }
 
     #[pg_test]
+    fn options_choose_the_model_and_ask_for_an_explanation() {
+        shop();
+        let key = script(
+            "explained",
+            &[
+                json!({"sql": "SELECT count(*) AS n FROM customers"}).to_string(),
+                "It counts the customers.".to_string(),
+            ],
+        );
+        let answer = ask_full(
+            "How many customers?",
+            r#"{"model": "other-model", "explain": true}"#,
+        );
+        assert_eq!(answer["model"], "other-model");
+        assert_eq!(
+            answer["explanation"], "It counts the customers.",
+            "{answer}"
+        );
+        let last = &stats(&key)["last_body"];
+        assert_eq!(last["model"], "other-model");
+        assert!(last["prompt"]
+            .as_str()
+            .unwrap()
+            .contains("SELECT count(*) AS n FROM customers"));
+        // Without explain, no second request.
+        let key = script(
+            "unexplained",
+            &[json!({"sql": "SELECT 1 AS one"}).to_string()],
+        );
+        assert_eq!(ask_full("One?", "{}")["explanation"], Value::Null);
+        assert_eq!(stats(&key)["requests"], 1);
+    }
+
+    #[pg_test]
     fn generate_sql_explain_sql_and_bad_arguments() {
         shop();
         script("gen", &[sql_reply("SELECT 1 / 0 AS boom")]);
