@@ -22,3 +22,20 @@ pub fn pg_ident(name: &str) -> String {
         .to_string_lossy()
         .into_owned()
 }
+
+/// Names made unique the way DuckDB does for tables: a, a_1, a_2, …
+pub fn unique<'a>(names: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    names
+        .into_iter()
+        .map(|original| {
+            let mut name = original.to_string();
+            let mut n = 0;
+            while !seen.insert(name.clone()) {
+                n += 1;
+                name = format!("{original}_{n}");
+            }
+            name
+        })
+        .collect()
+}

@@ -24,19 +24,7 @@ pub enum RowShape {
 
 /// Makes column names unique the way DuckDB does for tables: a, a_1, a_2, …
 pub fn unique_names(columns: &[Column]) -> Vec<String> {
-    let mut seen = std::collections::HashSet::new();
-    columns
-        .iter()
-        .map(|c| {
-            let mut name = c.name.clone();
-            let mut n = 0;
-            while !seen.insert(name.clone()) {
-                n += 1;
-                name = format!("{}_{n}", c.name);
-            }
-            name
-        })
-        .collect()
+    crate::quote::unique(columns.iter().map(|c| c.name.as_str()))
 }
 
 /// Type and name of attribute `i` (0-based) of a tuple descriptor.

@@ -6,19 +6,17 @@
 //! of them share wins; `confidence` is that share. A model that asks for clarification, or a
 //! confidence below `llm_sql.ask_min_confidence`, gives status `clarification_needed`. Every
 //! call is written to `llm_sql.ask_log`; working SQL is cached by question, visible schema,
-//! model and role.
+//! model and role (`history`).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use pgrx::prelude::*;
 use serde_json::{json, Map, Value};
 
+use super::history::{cache_key, cached_sql, log, read_only_transaction, remember};
 use super::{context, extract, guard, prompt, run_read_only, Rows};
-use crate::attach::registry::as_extension_owner;
 use crate::error::{Error, Result};
 use crate::llm;
-use crate::run_as::current_user;
 use crate::settings;
 
 /// Longest question accepted.
@@ -130,7 +128,12 @@ pub fn answer(question: &str, options: &Options, execute: bool) -> Result<Value>
         "clarifying_questions": [], "confidence": null,
         "llm_ms": millis(context.model_time),
     });
-    let key = cache_key(question, &context.fingerprint, options)?;
+    let key = cache_key(
+        question,
+        &context.fingerprint,
+        &options.model,
+        options.max_rows,
+    )?;
     let cached = cached_sql(&key)?
         .and_then(|sql| guard::check(&sql).ok())
         .and_then(|sql| run(&sql, options, execute).ok().map(|rows| (sql, rows)));
@@ -366,78 +369,4 @@ pub fn explain(sql: &str, model: &str) -> Result<String> {
         Some("You explain SQL queries briefly and precisely."),
         None,
     )
-}
-
-/// The cache key: the normalised question, everything the caller can see, the model, the role.
-fn cache_key(question: &str, fingerprint: &str, options: &Options) -> Result<String> {
-    let normalised = question
-        .to_lowercase()
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ");
-    let normalised = normalised.trim_end_matches(['?', '!', '.', ' ']);
-    let material = format!(
-        "{normalised}\u{1f}{fingerprint}\u{1f}{}\u{1f}{}\u{1f}{}",
-        options.model,
-        current_user().to_u32(),
-        options.max_rows
-    );
-    Ok(
-        Spi::get_one_with_args::<String>("SELECT pg_catalog.md5($1)", &[material.into()])?
-            .unwrap_or_default(),
-    )
-}
-
-fn cached_sql(key: &str) -> Result<Option<String>> {
-    let ttl = settings::ASK_CACHE_TTL_S.get();
-    if ttl <= 0 {
-        return Ok(None);
-    }
-    as_extension_owner(|| {
-        Ok(Spi::get_one_with_args::<String>(
-            "SELECT (SELECT sql FROM llm_sql.ask_cache
-                      WHERE key = $1
-                        AND created_at > pg_catalog.now() - pg_catalog.make_interval(secs => $2))",
-            &[key.into(), f64::from(ttl).into()],
-        )?)
-    })
-}
-
-fn read_only_transaction() -> bool {
-    // SAFETY: reads the backend's transaction state.
-    unsafe { pg_sys::XactReadOnly || pg_sys::RecoveryInProgress() }
-}
-
-fn remember(key: &str, sql: &str) -> Result<()> {
-    if settings::ASK_CACHE_TTL_S.get() <= 0 || read_only_transaction() {
-        return Ok(());
-    }
-    let role = current_user();
-    as_extension_owner(|| {
-        Spi::run_with_args(
-            "INSERT INTO llm_sql.ask_cache (key, role, sql) VALUES ($1, $2, $3)
-             ON CONFLICT (key) DO UPDATE SET sql = excluded.sql, created_at = pg_catalog.now()",
-            &[key.into(), role.into(), sql.into()],
-        )?;
-        Ok(())
-    })
-}
-
-/// Writes the call to llm_sql.ask_log; returns its id.
-fn log(question: &str, report: &Value) -> Result<i64> {
-    let role = current_user();
-    let report = pgrx::datum::JsonB(report.clone());
-    as_extension_owner(|| {
-        Ok(Spi::get_one_with_args::<i64>(
-            "INSERT INTO llm_sql.ask_log (role, question, sql, status, attempts, engine, row_count,
-                                          duration_ms, llm_ms, model, cached)
-             SELECT (SELECT rolname FROM pg_catalog.pg_roles WHERE oid = $1), $2, r->>'sql', r->>'status', r->'attempts', r->>'engine',
-                    (r->>'row_count')::int8, (r->>'duration_ms')::float8, (r->>'llm_ms')::float8,
-                    r->>'model', (r->>'cached')::bool
-               FROM (SELECT $3::jsonb AS r) AS answer
-             RETURNING id",
-            &[role.into(), question.into(), report.into()],
-        )?
-        .unwrap_or(0))
-    })
 }

@@ -6,6 +6,7 @@ pub mod ask;
 pub mod context;
 pub mod extract;
 pub mod guard;
+mod history;
 pub mod prompt;
 
 use std::time::Duration;
@@ -15,6 +16,7 @@ use pgrx::prelude::*;
 use serde_json::Value;
 
 use crate::error::Result;
+use crate::quote::{ident, unique};
 use crate::subxact::{self, OnSuccess};
 
 /// The rows of an answer, each a JSON object keyed by column name.
@@ -29,16 +31,31 @@ pub struct Rows {
 /// `timeout` (error 57014 naming `llm_sql.ask_timeout`), keeping at most `max_rows` rows.
 pub fn run_read_only(sql: &str, max_rows: usize, timeout: Duration) -> Result<Rows> {
     // The statement goes on its own lines so that a trailing comment cannot swallow the rest.
-    let wrapped = format!(
-        "SELECT pg_catalog.to_jsonb(llm_sql_answer) FROM (\n{sql}\n) AS llm_sql_answer LIMIT {}",
-        max_rows.saturating_add(1)
-    );
+    let inner = format!("(\n{sql}\n) AS llm_sql_answer");
     let limit = Some((timeout, "llm_sql.ask_timeout"));
     let mut rows = subxact::run_within(OnSuccess::RollBack, limit, || {
         Spi::run("SET LOCAL transaction_read_only = on")?;
         Ok(Spi::connect(|client| {
+            // Result columns may share a name (a.name, b.name): they become name, name_1 so
+            // that no value is lost when each row becomes a JSON object.
+            let shape = client.select(&format!("SELECT * FROM {inner} LIMIT 0"), None, &[])?;
+            let names: Vec<String> = (1..=shape.columns()?)
+                .map(|i| shape.column_name(i))
+                .collect::<std::result::Result<_, _>>()?;
+            let aliases: Vec<String> = unique(names.iter().map(String::as_str))
+                .iter()
+                .map(|n| ident(n))
+                .collect();
+            let aliases = match aliases.is_empty() {
+                true => String::new(),
+                false => format!("({})", aliases.join(", ")),
+            };
+            let query = format!(
+                "SELECT pg_catalog.to_jsonb(llm_sql_answer) FROM {inner}{aliases} LIMIT {}",
+                max_rows.saturating_add(1)
+            );
             let mut rows = Vec::new();
-            for row in client.select(&wrapped, None, &[])? {
+            for row in client.select(&query, None, &[])? {
                 rows.push(row.get::<JsonB>(1)?.map_or(Value::Null, |j| j.0));
             }
             Ok::<_, pgrx::spi::Error>(rows)

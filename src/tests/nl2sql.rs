@@ -158,6 +158,20 @@ mod tests {
         )
         .unwrap();
         assert_eq!((all.rows.len(), all.truncated), (3, false));
+        // Columns that share a name all reach the JSON.
+        let pairs = run_read_only(
+            "SELECT a.owner, b.owner FROM accounts a JOIN accounts b ON b.id = a.id + 1 ORDER BY a.id",
+            10,
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        assert_eq!(
+            pairs.rows,
+            vec![
+                serde_json::json!({"owner": "ann", "owner_1": "bob"}),
+                serde_json::json!({"owner": "bob", "owner_1": "cy"})
+            ]
+        );
         // A role without SELECT gets Postgres's own error; RLS filters rows.
         Spi::run(
             "CREATE ROLE nl2sql_reader;
