@@ -38,14 +38,19 @@ pub fn run_within<T>(
     f: impl FnOnce() -> Result<T>,
 ) -> Result<T> {
     let timer = limit.map(|(limit, setting)| Timer::start(limit, setting));
-    let outcome = subtransaction(on_success, f);
+    let outcome = subtransaction(on_success, timer.is_some(), f);
     match timer {
         Some(timer) => timer.stop(outcome),
         None => outcome,
     }
 }
 
-fn subtransaction<T>(on_success: OnSuccess, f: impl FnOnce() -> Result<T>) -> Result<T> {
+/// `limited`: a timer of ours runs, so a statement timeout may be ours rather than the caller's.
+fn subtransaction<T>(
+    on_success: OnSuccess,
+    limited: bool,
+    f: impl FnOnce() -> Result<T>,
+) -> Result<T> {
     // SAFETY: the standard internal-subtransaction pattern (as in PL/pgSQL's exception blocks):
     // remember the memory context and resource owner, and restore them on both paths.
     unsafe {
@@ -73,7 +78,9 @@ fn subtransaction<T>(on_success: OnSuccess, f: impl FnOnce() -> Result<T>) -> Re
             }
             Ok(Err(error)) => {
                 end(false);
-                if error.code == PgSqlErrorCode::ERRCODE_QUERY_CANCELED && !Timer::ran_out() {
+                if error.code == PgSqlErrorCode::ERRCODE_QUERY_CANCELED
+                    && !(limited && Timer::ran_out())
+                {
                     error.report();
                 }
                 Err(error)
@@ -82,7 +89,7 @@ fn subtransaction<T>(on_success: OnSuccess, f: impl FnOnce() -> Result<T>) -> Re
                 end(false);
                 match as_error(&caught) {
                     Some(error) => Err(error),
-                    None if Timer::ran_out() => Err(Error::new(
+                    None if limited && Timer::ran_out() => Err(Error::new(
                         PgSqlErrorCode::ERRCODE_QUERY_CANCELED,
                         "time limit reached",
                     )),
@@ -150,8 +157,9 @@ impl Timer {
             let armed = outer.is_none_or(|outer| deadline < outer);
             if armed {
                 enable_timeout_at(STATEMENT_TIMEOUT, deadline);
-                DEADLINE.with(|d| d.set(Some(deadline)));
             }
+            // Also cleared here: a cancel raised through the work skips `stop`.
+            DEADLINE.with(|d| d.set(armed.then_some(deadline)));
             Timer {
                 outer,
                 armed,
