@@ -429,6 +429,10 @@ mod tests {
             "{}",
             system_prompt(&key)
         );
+        // llm_sql.ask_schemas chooses the schemas when the call does not.
+        Spi::run("SET llm_sql.ask_schemas = 'space'").unwrap();
+        let by_setting = ask_full("Which planets are closer to the sun than 0.8 AU?", "{}");
+        assert_eq!(by_setting["rows"], answer["rows"], "{by_setting}");
         let _ = std::fs::remove_file(&path);
     }
 
@@ -462,6 +466,11 @@ mod tests {
                 >= 1
         );
         assert_eq!(ask_full("How many orders?", "{}")["cached"], false);
+        // Another role asking the same question does not get this role's SQL.
+        Spi::run("CREATE ROLE ask_other; GRANT SELECT ON ALL TABLES IN SCHEMA public TO ask_other")
+            .unwrap();
+        assert_eq!(ask_full("How many orders?", "{}")["cached"], true);
+        assert_eq!(ask_as("ask_other", "How many orders?")["cached"], false);
     }
 
     #[pg_test]
