@@ -5,9 +5,11 @@
 //! Relations come from the schemas on search_path, or `llm_sql.ask_schemas`, or the call's
 //! `schemas` option. When their description exceeds `llm_sql.ask_context_budget` characters,
 //! the relations most relevant to the question are kept: by cosine similarity of embeddings
-//! (`llm_sql.embedding_model`) when the embedding model answers, else by shared words. Comments are written as JSON
-//! strings inside SQL comments: data about the schema, never text the model could mistake for
-//! instructions (a newline in a comment cannot start a line of its own).
+//! (`llm_sql.embedding_model`) when the embedding model answers, else by shared words.
+//!
+//! Comments are written as JSON strings inside SQL comments: data about the schema, never text
+//! the model could mistake for instructions (a newline in a comment cannot start a line of its
+//! own).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
