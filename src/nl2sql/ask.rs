@@ -260,20 +260,22 @@ fn candidate(
 /// The answer from the candidates' outcomes: the result most of them share, its share as the
 /// confidence (with one candidate, the model's own), or a clarification, or an error.
 fn decide(report: &mut Value, outcomes: Vec<Outcome>, candidates: usize) {
-    let mut groups: HashMap<String, usize> = HashMap::new();
-    for outcome in &outcomes {
-        if let Outcome::Answered { rows, .. } = outcome {
-            *groups.entry(canonical(&rows.rows)).or_default() += 1;
-        }
-    }
-    // The first candidate of the largest group wins ties.
-    let best = outcomes
+    let results: Vec<Option<String>> = outcomes
         .iter()
-        .enumerate()
-        .filter_map(|(i, o)| match o {
-            Outcome::Answered { rows, .. } => Some((groups[&canonical(&rows.rows)], i)),
+        .map(|o| match o {
+            Outcome::Answered { rows, .. } => Some(canonical(&rows.rows)),
             _ => None,
         })
+        .collect();
+    let mut groups: HashMap<&str, usize> = HashMap::new();
+    for result in results.iter().flatten() {
+        *groups.entry(result).or_default() += 1;
+    }
+    // The first candidate of the largest group wins ties.
+    let best = results
+        .iter()
+        .enumerate()
+        .filter_map(|(i, result)| Some((groups[result.as_deref()?], i)))
         .max_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
     let clarification = outcomes.iter().find_map(|o| match o {
         Outcome::Clarify {
