@@ -97,3 +97,31 @@ pub fn wait_until_running(observer: &mut Client, pid: i32, query_fragment: &str)
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// Runs `sql` in `worker`, cancels it from another session once `fragment` shows in
+/// pg_stat_activity (and `settle` later), and returns the error, how long the cancel took to end
+/// it, and the session for further use.
+pub fn cancel_running(
+    mut worker: Client,
+    sql: &'static str,
+    fragment: &str,
+    settle: Duration,
+) -> (Error, Duration, Client) {
+    let pid = backend_pid(&mut worker);
+    let handle = std::thread::spawn(move || {
+        let result = worker.simple_query(sql);
+        (result, Instant::now(), worker)
+    });
+    let mut observer = superuser();
+    wait_until_running(&mut observer, pid, fragment);
+    std::thread::sleep(settle);
+    let cancelled_at = Instant::now();
+    let sent: bool = observer
+        .query_one("SELECT pg_cancel_backend($1)", &[&pid])
+        .unwrap()
+        .get(0);
+    assert!(sent);
+    let (result, ended_at, worker) = handle.join().unwrap();
+    let error = result.expect_err("the query should have been cancelled");
+    (error, ended_at - cancelled_at, worker)
+}

@@ -6,36 +6,13 @@ use std::time::{Duration, Instant};
 
 use llm_sql_pg_test::*;
 
-/// Runs `sql` in a new session, cancels it from another session once it runs, and returns the
-/// error and how long the cancel took to end it. The session is returned for further use.
-fn cancel_running(
-    sql: &'static str,
-    fragment: &'static str,
-) -> (postgres::Error, Duration, Client) {
-    let mut worker = superuser();
-    let pid = backend_pid(&mut worker);
-    let handle = thread::spawn(move || {
-        let result = worker.simple_query(sql);
-        (result, Instant::now(), worker)
-    });
-    let mut observer = superuser();
-    wait_until_running(&mut observer, pid, fragment);
-    let cancelled_at = Instant::now();
-    let sent: bool = observer
-        .query_one("SELECT pg_cancel_backend($1)", &[&pid])
-        .unwrap()
-        .get(0);
-    assert!(sent);
-    let (result, ended_at, worker) = handle.join().unwrap();
-    let error = result.expect_err("the query should have been cancelled");
-    (error, ended_at - cancelled_at, worker)
-}
-
 #[test]
 fn cancel_stops_a_long_duckdb_aggregate_within_a_second() {
     let (error, took, mut worker) = cancel_running(
+        superuser(),
         "SELECT * FROM llm_sql.query('SELECT count(*) FROM range(1000000000000) t(i)') AS t(c bigint)",
         "range(1000000000000)",
+        Duration::ZERO,
     );
     assert_eq!(sqlstate(&error), "57014", "{}", describe(&error));
     assert!(
@@ -58,8 +35,10 @@ fn cancel_stops_a_long_duckdb_aggregate_within_a_second() {
 #[test]
 fn cancel_stops_a_long_stream_of_rows_within_a_second() {
     let (error, took, mut worker) = cancel_running(
+        superuser(),
         "SELECT count(*) FROM llm_sql.query('SELECT i, i::VARCHAR AS s FROM range(1000000000000) t(i)') AS t(i bigint, s text)",
         "range(1000000000000) t(i)') AS t(i bigint",
+        Duration::ZERO,
     );
     assert_eq!(sqlstate(&error), "57014", "{}", describe(&error));
     assert!(took < Duration::from_secs(1), "cancel took {took:?}");
@@ -76,8 +55,10 @@ fn cancel_stops_a_long_stream_of_rows_within_a_second() {
 #[test]
 fn cancel_stops_duckdb_execute_within_a_second() {
     let (error, took, mut worker) = cancel_running(
+        superuser(),
         "SELECT llm_sql.execute('CREATE TABLE big AS SELECT count(*) AS c FROM range(1000000000000) t(i), range(3) u(j)')",
         "range(3) u(j)",
+        Duration::ZERO,
     );
     assert_eq!(sqlstate(&error), "57014", "{}", describe(&error));
     assert!(took < Duration::from_secs(1), "cancel took {took:?}");
@@ -174,8 +155,10 @@ fn cancel_stops_a_duckdb_query_reading_local_tables_within_a_second() {
         )
         .unwrap();
     let (error, took, mut worker) = cancel_running(
+        superuser(),
         "SELECT * FROM llm_sql.query('SELECT count(*) FROM pg.public.cancel_local a, range(100000) b WHERE a.i + b.range < 0') AS t(c bigint)",
         "pg.public.cancel_local",
+        Duration::ZERO,
     );
     assert_eq!(sqlstate(&error), "57014", "{}", describe(&error));
     assert!(took < Duration::from_secs(1), "cancel took {took:?}");

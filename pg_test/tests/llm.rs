@@ -64,25 +64,11 @@ fn cancel_and_statement_timeout_abort_a_request_within_a_second() {
     times_out(&mut worker, "SELECT llm_sql.generate('slow')", 700);
 }
 
-/// Runs `sql` in `worker`, cancels it from another session once it shows in pg_stat_activity
-/// (and `settle` later), and checks that it ended with 57014 within a second.
-fn cancel_while_running(mut worker: Client, sql: &'static str, settle: Duration) -> Client {
-    let pid = backend_pid(&mut worker);
-    let handle = thread::spawn(move || {
-        let result = worker.simple_query(sql);
-        (result, Instant::now(), worker)
-    });
-    let mut observer = superuser();
-    wait_until_running(&mut observer, pid, sql);
-    thread::sleep(settle);
-    let cancelled_at = Instant::now();
-    observer
-        .execute("SELECT pg_cancel_backend($1)", &[&pid])
-        .unwrap();
-    let (result, ended_at, worker) = handle.join().unwrap();
-    let error = result.expect_err("the call should have been canceled");
+/// Runs `sql` in `worker`, cancels it from another session once it runs (and `settle` later),
+/// and checks that it ended with 57014 within a second.
+fn cancel_while_running(worker: Client, sql: &'static str, settle: Duration) -> Client {
+    let (error, took, worker) = cancel_running(worker, sql, sql, settle);
     assert_eq!(sqlstate(&error), "57014", "{}", describe(&error));
-    let took = ended_at - cancelled_at;
     assert!(took < Duration::from_secs(1), "cancel took {took:?}");
     worker
 }
