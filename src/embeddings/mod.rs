@@ -14,7 +14,7 @@ use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode;
 
 use crate::error::{Error, Result};
-use crate::quote::ident;
+use crate::quote::{ident, pg_ident};
 
 /// SQL condition (on a text expression `{}`) for text worth embedding.
 pub const HAS_TEXT: &str = "~ '[^[:space:]]'";
@@ -160,11 +160,7 @@ fn relation(table: Oid) -> Option<(String, u8)> {
         if schema.is_null() {
             return None;
         }
-        let qualified = format!(
-            "{}.{}",
-            text(pg_sys::quote_identifier(schema)),
-            text(pg_sys::quote_identifier(name))
-        );
+        let qualified = format!("{}.{}", pg_ident(&text(schema)), pg_ident(&text(name)));
         Some((qualified, pg_sys::get_rel_relkind(table) as u8))
     }
 }
