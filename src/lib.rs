@@ -14,6 +14,7 @@ mod llm;
 mod local;
 mod nl2sql;
 mod plans;
+mod pushdown;
 mod quote;
 mod run_as;
 mod settings;

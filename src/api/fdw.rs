@@ -3,8 +3,7 @@
 //! An imported relation is a foreign table of server `llm_sql_duckdb` with option `relation`
 //! (the DuckDB relation, e.g. `"crm"."main"."customers"`). Scanning it runs
 //! `SELECT <columns> FROM <relation> [WHERE …] [LIMIT n]` in the reader's DuckDB, streaming rows
-//! as the `DuckDB Scan` does. WHERE clauses that mean exactly the same in DuckDB (comparisons of
-//! numbers, booleans, dates and timestamps; equality of text; AND, OR, NOT, IS [NOT] NULL) go
+//! as the `DuckDB Scan` does. WHERE clauses that mean exactly the same in DuckDB (`crate::pushdown`) go
 //! into the DuckDB query, where DuckDB's scanners push them on to PostgreSQL, MySQL and SQLite;
 //! Postgres still rechecks every clause. LIMIT goes too when every clause went and nothing
 //! (ordering, grouping, joins) stands between the scan and the limit.
@@ -16,7 +15,7 @@ use pgrx::prelude::*;
 
 use super::rows::{stop_running, stop_running_callback, RunningScan};
 use crate::error::OrReport;
-use crate::quote;
+use crate::{pushdown, quote};
 
 /// `llm_sql.fdw_handler()`: the FDW's callbacks.
 #[pg_guard]
@@ -91,6 +90,21 @@ unsafe extern "C-unwind" fn paths(
     }
 }
 
+/// The DuckDB relation a foreign table reads, when it is a foreign table of `llm_sql_fdw`.
+///
+/// # Safety
+/// Catalog lookups: call inside a transaction.
+pub unsafe fn duckdb_relation(relid: Oid) -> Option<String> {
+    unsafe {
+        let table = pg_sys::GetForeignTable(relid);
+        let server = pg_sys::GetForeignServer((*table).serverid);
+        let wrapper = pg_sys::GetForeignDataWrapper((*server).fdwid);
+        (CStr::from_ptr((*wrapper).fdwname) == c"llm_sql_fdw")
+            .then(|| relation_option(relid))
+            .flatten()
+    }
+}
+
 /// The foreign table's `relation` option.
 unsafe fn relation_option(foreigntableid: Oid) -> Option<String> {
     unsafe {
@@ -148,7 +162,11 @@ unsafe extern "C-unwind" fn plan(
         let mut pushed = Vec::new();
         let mut all_pushed = true;
         for rinfo in clauses.iter_ptr() {
-            match deparse((*rinfo).clause.cast(), relid, &names) {
+            let scope = OneRelation {
+                relid,
+                names: &names,
+            };
+            match pushdown::expression((*rinfo).clause.cast(), &scope) {
                 Some(condition) => pushed.push(condition),
                 None => all_pushed = false,
             }
@@ -198,156 +216,19 @@ unsafe fn pushable_limit(root: *mut pg_sys::PlannerInfo) -> Option<u64> {
     }
 }
 
-/// The Postgres types whose comparisons DuckDB evaluates identically.
-fn ordered_type(t: Oid) -> bool {
-    matches!(
-        t,
-        pg_sys::INT2OID
-            | pg_sys::INT4OID
-            | pg_sys::INT8OID
-            | pg_sys::FLOAT4OID
-            | pg_sys::FLOAT8OID
-            | pg_sys::NUMERICOID
-            | pg_sys::BOOLOID
-            | pg_sys::DATEOID
-            | pg_sys::TIMESTAMPOID
-            | pg_sys::TIMESTAMPTZOID
-    )
+/// Names the scanned foreign table's columns in its pushed-down WHERE clauses.
+struct OneRelation<'a> {
+    relid: u32,
+    names: &'a [String],
 }
 
-/// Text compares equal the same way everywhere (deterministic collations); order differs.
-fn text_type(t: Oid) -> bool {
-    matches!(t, pg_sys::TEXTOID | pg_sys::VARCHAROID)
-}
-
-/// DuckDB SQL for a WHERE clause, when it means exactly the same there.
-unsafe fn deparse(node: *mut pg_sys::Node, relid: u32, names: &[String]) -> Option<String> {
-    unsafe {
-        if node.is_null() {
-            return None;
-        }
-        match (*node).type_ {
-            pg_sys::NodeTag::T_Var => {
-                let var = node as *mut pg_sys::Var;
-                let attno = (*var).varattno;
-                let usable = (*var).varno as u32 == relid
-                    && (*var).varlevelsup == 0
-                    && attno > 0
-                    && (ordered_type((*var).vartype) || text_type((*var).vartype));
-                let name = names.get(attno as usize - 1).filter(|n| !n.is_empty());
-                usable.then(|| name.map(|n| quote::ident(n))).flatten()
-            }
-            pg_sys::NodeTag::T_RelabelType => deparse(
-                (*(node as *mut pg_sys::RelabelType)).arg.cast(),
-                relid,
-                names,
-            ),
-            pg_sys::NodeTag::T_Const => deparse_const(node as *mut pg_sys::Const),
-            pg_sys::NodeTag::T_OpExpr => {
-                let op = node as *mut pg_sys::OpExpr;
-                let args = pgrx::PgList::<pg_sys::Node>::from_pg((*op).args);
-                if args.len() != 2 || u32::from((*op).opno) >= pg_sys::FirstGenbkiObjectId {
-                    return None;
-                }
-                let name = pg_sys::get_opname((*op).opno);
-                let name = (!name.is_null()).then(|| CStr::from_ptr(name).to_bytes())?;
-                let left = args.get_ptr(0)?;
-                let right = args.get_ptr(1)?;
-                let text = [left, right]
-                    .iter()
-                    .any(|a| text_type(pg_sys::exprType(*a)));
-                let allowed: &[&[u8]] = if text {
-                    &[b"=", b"<>"]
-                } else {
-                    &[b"=", b"<>", b"<", b"<=", b">", b">="]
-                };
-                if !allowed.contains(&name) {
-                    return None;
-                }
-                let (l, r) = (deparse(left, relid, names)?, deparse(right, relid, names)?);
-                Some(format!("({l} {} {r})", std::str::from_utf8(name).ok()?))
-            }
-            pg_sys::NodeTag::T_BoolExpr => {
-                let expr = node as *mut pg_sys::BoolExpr;
-                let args = pgrx::PgList::<pg_sys::Node>::from_pg((*expr).args);
-                let parts: Option<Vec<String>> =
-                    args.iter_ptr().map(|a| deparse(a, relid, names)).collect();
-                let parts = parts?;
-                match (*expr).boolop {
-                    pg_sys::BoolExprType::AND_EXPR => Some(format!("({})", parts.join(" AND "))),
-                    pg_sys::BoolExprType::OR_EXPR => Some(format!("({})", parts.join(" OR "))),
-                    _ => parts.first().map(|p| format!("(NOT {p})")),
-                }
-            }
-            pg_sys::NodeTag::T_NullTest => {
-                let test = node as *mut pg_sys::NullTest;
-                if (*test).argisrow {
-                    return None;
-                }
-                let arg = deparse((*test).arg.cast(), relid, names)?;
-                Some(match (*test).nulltesttype {
-                    pg_sys::NullTestType::IS_NULL => format!("({arg} IS NULL)"),
-                    _ => format!("({arg} IS NOT NULL)"),
-                })
-            }
-            _ => None,
-        }
-    }
-}
-
-/// A constant as a DuckDB literal; dates and timestamps in ISO 8601 (independent of DateStyle).
-unsafe fn deparse_const(c: *mut pg_sys::Const) -> Option<String> {
-    unsafe {
-        if (*c).constisnull {
-            return None;
-        }
-        let value = (*c).constvalue;
-        let output = || {
-            let (mut out_fn, mut varlena) = (Oid::INVALID, false);
-            pg_sys::getTypeOutputInfo((*c).consttype, &mut out_fn, &mut varlena);
-            CStr::from_ptr(pg_sys::OidOutputFunctionCall(out_fn, value))
-                .to_string_lossy()
-                .into_owned()
-        };
-        let iso = |type_oid: Oid| {
-            let mut buf = [0 as std::ffi::c_char; pg_sys::MAXDATELEN as usize + 1];
-            pg_sys::JsonEncodeDateTime(buf.as_mut_ptr(), value, type_oid, std::ptr::null());
-            CStr::from_ptr(buf.as_ptr()).to_string_lossy().into_owned()
-        };
-        let finite = |text: &str| {
-            !text.is_empty()
-                && !text.to_ascii_lowercase().contains("inf")
-                && !text.to_ascii_lowercase().contains("nan")
-        };
-        match (*c).consttype {
-            pg_sys::BOOLOID => Some(if bool::from_datum(value, false)? {
-                "TRUE".into()
-            } else {
-                "FALSE".into()
-            }),
-            pg_sys::INT2OID | pg_sys::INT4OID | pg_sys::INT8OID => Some(output()),
-            pg_sys::FLOAT4OID | pg_sys::FLOAT8OID => {
-                let text = output();
-                finite(&text).then(|| format!("CAST('{text}' AS DOUBLE)"))
-            }
-            pg_sys::NUMERICOID => {
-                let text = output();
-                finite(&text).then_some(text)
-            }
-            pg_sys::TEXTOID | pg_sys::VARCHAROID => Some(quote::duck_literal(&output())),
-            pg_sys::DATEOID => {
-                let text = iso(pg_sys::DATEOID);
-                finite(&text).then(|| format!("DATE '{text}'"))
-            }
-            pg_sys::TIMESTAMPOID => {
-                let text = iso(pg_sys::TIMESTAMPOID);
-                finite(&text).then(|| format!("CAST('{text}' AS TIMESTAMP)"))
-            }
-            pg_sys::TIMESTAMPTZOID => {
-                let text = iso(pg_sys::TIMESTAMPTZOID);
-                finite(&text).then(|| format!("CAST('{text}' AS TIMESTAMPTZ)"))
-            }
-            _ => None,
+impl pushdown::Scope for OneRelation<'_> {
+    unsafe fn column(&self, var: *mut pg_sys::Var) -> Option<String> {
+        unsafe {
+            let attno = (*var).varattno;
+            let usable = (*var).varno as u32 == self.relid && (*var).varlevelsup == 0 && attno > 0;
+            let name = self.names.get(attno as usize - 1).filter(|n| !n.is_empty());
+            usable.then(|| name.map(|n| quote::ident(n))).flatten()
         }
     }
 }

@@ -17,7 +17,7 @@ macro_rules! finfo_v1 {
 mod ask;
 pub mod attach;
 mod embed;
-mod fdw;
+pub mod fdw;
 mod llm;
 pub mod query;
 mod rows;

@@ -13,8 +13,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Map, Value};
 
+use super::guard::Checked;
 use super::history::{cache_key, cached_sql, log, read_only_transaction, remember};
-use super::{context, extract, guard, prompt, run_read_only, Rows};
+use super::{context, extract, guard, prompt, Engine, Rows};
 use crate::error::{Error, Result};
 use crate::llm;
 use crate::settings;
@@ -122,7 +123,7 @@ pub fn answer(question: &str, options: &Options, execute: bool) -> Result<Value>
         settings::ASK_CONTEXT_BUDGET.get().max(1) as usize,
     )?;
     let mut report = json!({
-        "engine": "postgres", "model": options.model, "cached": false, "attempts": [],
+        "engine": null, "model": options.model, "cached": false, "attempts": [],
         "query_id": null,
         "rows": [], "row_count": 0, "truncated": false, "sql": null, "explanation": null,
         "clarifying_questions": [], "confidence": null,
@@ -136,7 +137,11 @@ pub fn answer(question: &str, options: &Options, execute: bool) -> Result<Value>
     )?;
     let cached = cached_sql(&key)?
         .and_then(|sql| guard::check(&sql).ok())
-        .and_then(|sql| run(&sql, options, execute).ok().map(|rows| (sql, rows)));
+        .and_then(|query| {
+            run(&query, options, execute)
+                .ok()
+                .map(|rows| (query.sql, rows))
+        });
     if let Some((sql, rows)) = cached {
         report["cached"] = json!(true);
         answered(&mut report, &sql, rows, None, None);
@@ -191,15 +196,20 @@ fn check_question(question: &str) -> Result<&str> {
     Ok(question)
 }
 
-fn run(sql: &str, options: &Options, execute: bool) -> Result<Rows> {
+/// Runs a checked query; without `execute`, only says which engine would run it.
+fn run(query: &Checked, options: &Options, execute: bool) -> Result<Rows> {
     if !execute {
         return Ok(Rows {
             rows: Vec::new(),
             truncated: false,
+            engine: match query.duckdb {
+                Some(_) => Engine::DuckDb,
+                None => Engine::Postgres,
+            },
         });
     }
     let timeout = Duration::from_millis(settings::ASK_TIMEOUT_MS.get().max(1) as u64);
-    run_read_only(sql, options.max_rows, timeout)
+    super::run(query, options.max_rows, timeout)
 }
 
 /// One candidate: drafts and corrections until a query passes and runs, the model asks for
@@ -236,8 +246,7 @@ fn candidate(
             prompt::correction(&mut messages, &content, None, error);
             continue;
         };
-        match guard::check(&sql).and_then(|checked| Ok((run(&checked, options, execute)?, checked)))
-        {
+        match guard::check(&sql).and_then(|query| Ok((run(&query, options, execute)?, query.sql))) {
             Ok((rows, checked)) => {
                 attempts.push(json!({"sql": checked, "error": null}));
                 let outcome = Outcome::Answered {
@@ -330,6 +339,7 @@ fn answered(
     confidence: Option<f64>,
 ) {
     report["status"] = json!("ok");
+    report["engine"] = json!(rows.engine.name());
     report["sql"] = json!(sql);
     report["row_count"] = json!(rows.rows.len());
     report["truncated"] = json!(rows.truncated);

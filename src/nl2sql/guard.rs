@@ -19,6 +19,7 @@ use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode;
 
 use crate::error::{Error, Result};
+use crate::pushdown;
 use crate::subxact::{self, OnSuccess};
 
 /// Volatile pg_catalog functions that only produce a value.
@@ -39,9 +40,18 @@ fn prohibited(message: impl Into<String>) -> Error {
     )
 }
 
-/// Checks `sql` and returns the text of its one statement (without a trailing semicolon).
-/// Syntax and analysis errors come back with Postgres's own message.
-pub fn check(sql: &str) -> Result<String> {
+/// A query that passed the gate.
+#[derive(Debug)]
+pub struct Checked {
+    /// The text of its one statement, without a trailing semicolon.
+    pub sql: String,
+    /// Its DuckDB form, when it reads only attachments and DuckDB computes it exactly as
+    /// Postgres would.
+    pub duckdb: Option<pushdown::DuckQuery>,
+}
+
+/// Checks `sql`. Syntax and analysis errors come back with Postgres's own message.
+pub fn check(sql: &str) -> Result<Checked> {
     let text = CString::new(sql).map_err(|_| prohibited("the SQL contains a zero byte"))?;
     // Parse analysis takes locks and may fail: in a subtransaction that is always undone.
     subxact::run(OnSuccess::RollBack, || {
@@ -51,7 +61,7 @@ pub fn check(sql: &str) -> Result<String> {
     })
 }
 
-unsafe fn check_parsed(text: &CStr) -> Result<String> {
+unsafe fn check_parsed(text: &CStr) -> Result<Checked> {
     unsafe {
         let statements = pg_sys::raw_parser(text.as_ptr(), pg_sys::RawParseMode::RAW_PARSE_DEFAULT);
         let count = if statements.is_null() {
@@ -90,7 +100,10 @@ unsafe fn check_parsed(text: &CStr) -> Result<String> {
         if let Some(problem) = findings.problem {
             return Err(prohibited(problem));
         }
-        Ok(statement_text(text, raw))
+        Ok(Checked {
+            sql: statement_text(text, raw),
+            duckdb: pushdown::query(query),
+        })
     }
 }
 

@@ -1,6 +1,7 @@
 //! Text to SQL (`llm_sql.ask` and friends): finding the SQL in a model's reply (`extract`),
 //! deciding whether it may run (`guard`), and running it with the caller's rights, read-only,
-//! under a time limit and a row cap (`run_read_only`).
+//! under a time limit and a row cap (`run`): in DuckDB when it reads only attachments and
+//! DuckDB computes it exactly as Postgres would (`crate::pushdown`), otherwise in Postgres.
 
 pub mod ask;
 pub mod context;
@@ -19,11 +20,88 @@ use crate::error::Result;
 use crate::quote::{ident, unique};
 use crate::subxact::{self, OnSuccess};
 
+/// Where a query ran.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Engine {
+    Postgres,
+    DuckDb,
+}
+
+impl Engine {
+    pub fn name(self) -> &'static str {
+        match self {
+            Engine::Postgres => "postgres",
+            Engine::DuckDb => "duckdb",
+        }
+    }
+}
+
 /// The rows of an answer, each a JSON object keyed by column name.
 pub struct Rows {
     pub rows: Vec<Value>,
     /// More rows than the cap existed.
     pub truncated: bool,
+    pub engine: Engine,
+}
+
+impl Rows {
+    fn capped(mut rows: Vec<Value>, max_rows: usize, engine: Engine) -> Rows {
+        let truncated = rows.len() > max_rows;
+        rows.truncate(max_rows);
+        Rows {
+            rows,
+            truncated,
+            engine,
+        }
+    }
+}
+
+/// Runs a query that `guard::check` passed: in DuckDB when it has a DuckDB form (a query over
+/// attachments only, where DuckDB joins and aggregates next to the data instead of Postgres
+/// pulling every row through the foreign tables), else, or if DuckDB fails, in Postgres.
+pub fn run(query: &guard::Checked, max_rows: usize, timeout: Duration) -> Result<Rows> {
+    if let Some(duckdb) = &query.duckdb {
+        let cap = max_rows.saturating_add(1) as u64;
+        match run_in_duckdb(&duckdb.sql(cap), max_rows, timeout) {
+            Ok(rows) => return Ok(rows),
+            // Out of time is out of time in either engine.
+            Err(e) if e.code == pgrx::PgSqlErrorCode::ERRCODE_QUERY_CANCELED => return Err(e),
+            Err(e) => debug1!(
+                "llm_sql.ask: DuckDB could not run the query, so Postgres runs it: {}",
+                e.message
+            ),
+        }
+    }
+    run_read_only(&query.sql, max_rows, timeout)
+}
+
+/// `f` in a read-only subtransaction that is always rolled back, stopped after `timeout`.
+fn read_only<T>(timeout: Duration, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    let limit = Some((timeout, "llm_sql.ask_timeout"));
+    subxact::run_within(OnSuccess::RollBack, limit, || {
+        Spi::run("SET LOCAL transaction_read_only = on")?;
+        f()
+    })
+}
+
+/// Runs DuckDB SQL from `pushdown::query` (the caller's privileges were checked there) as
+/// `llm_sql.query_json` does, in the caller's DuckDB.
+fn run_in_duckdb(sql: &str, max_rows: usize, timeout: Duration) -> Result<Rows> {
+    let rows = read_only(timeout, || {
+        Ok(Spi::connect(|client| {
+            let result = client.select(
+                "SELECT value FROM llm_sql.query_json($1) AS value",
+                None,
+                &[sql.into()],
+            )?;
+            let mut rows = Vec::new();
+            for row in result {
+                rows.push(row.get::<JsonB>(1)?.map_or(Value::Null, |j| j.0));
+            }
+            Ok::<_, pgrx::spi::Error>(rows)
+        })?)
+    })?;
+    Ok(Rows::capped(rows, max_rows, Engine::DuckDb))
 }
 
 /// Runs a query that `guard::check` passed, as the calling role (its privileges and row-level
@@ -32,9 +110,7 @@ pub struct Rows {
 pub fn run_read_only(sql: &str, max_rows: usize, timeout: Duration) -> Result<Rows> {
     // The statement goes on its own lines so that a trailing comment cannot swallow the rest.
     let inner = format!("(\n{sql}\n) AS llm_sql_answer");
-    let limit = Some((timeout, "llm_sql.ask_timeout"));
-    let mut rows = subxact::run_within(OnSuccess::RollBack, limit, || {
-        Spi::run("SET LOCAL transaction_read_only = on")?;
+    let rows = read_only(timeout, || {
         Ok(Spi::connect(|client| {
             // Result columns may share a name (a.name, b.name): they become name, name_1 so
             // that no value is lost when each row becomes a JSON object.
@@ -61,7 +137,5 @@ pub fn run_read_only(sql: &str, max_rows: usize, timeout: Duration) -> Result<Ro
             Ok::<_, pgrx::spi::Error>(rows)
         })?)
     })?;
-    let truncated = rows.len() > max_rows;
-    rows.truncate(max_rows);
-    Ok(Rows { rows, truncated })
+    Ok(Rows::capped(rows, max_rows, Engine::Postgres))
 }

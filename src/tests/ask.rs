@@ -424,6 +424,15 @@ mod tests {
             answer["rows"],
             json!([{"name": "Mercury"}, {"name": "Venus"}])
         );
+        // It reads only the attachment, so DuckDB ran it, and the log says so.
+        assert_eq!(answer["engine"], "duckdb", "{answer}");
+        assert_eq!(
+            Spi::get_one_with_args::<String>(
+                "SELECT engine FROM llm_sql.ask_log WHERE id = $1",
+                &[answer["query_id"].as_i64().unwrap().into()],
+            ),
+            Ok(Some("duckdb".into()))
+        );
         assert!(
             system_prompt(&key).contains("CREATE FOREIGN TABLE space.planets"),
             "{}",

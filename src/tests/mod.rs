@@ -10,6 +10,7 @@ mod engine;
 pub mod llm;
 mod local;
 mod nl2sql;
+mod pushdown;
 mod scan;
 mod security;
 mod types;

@@ -82,7 +82,7 @@ mod tests {
         // A function that says it is STABLE but changes state passes the gate, and the
         // read-only run stops it.
         let lying = guard::check("SELECT sneaky()").unwrap();
-        let error = run_read_only(&lying, 10, Duration::from_secs(5))
+        let error = run_read_only(&lying.sql, 10, Duration::from_secs(5))
             .err()
             .unwrap();
         assert_eq!(
@@ -97,8 +97,11 @@ mod tests {
     #[pg_test]
     fn queries_that_only_read_pass_as_the_bare_statement() {
         accounts();
-        let passes =
-            |sql: &str| guard::check(sql).unwrap_or_else(|e| panic!("{sql}: {}", e.message));
+        let passes = |sql: &str| {
+            guard::check(sql)
+                .unwrap_or_else(|e| panic!("{sql}: {}", e.message))
+                .sql
+        };
         assert_eq!(passes("SELECT 1;"), "SELECT 1");
         assert_eq!(
             passes("-- the answer\nSELECT owner FROM accounts ;\n"),
