@@ -321,6 +321,7 @@ fn decide(report: &mut Value, outcomes: Vec<Outcome>, candidates: usize) {
     if confidence.is_some_and(|c| c < minimum) {
         report["status"] = json!("clarification_needed");
         report["sql"] = json!(sql);
+        report["engine"] = json!(rows.engine.name());
         report["confidence"] = json!(confidence);
         report["explanation"] = json!(explanation);
         report["clarifying_questions"] = json!(clarification.map(|c| c.0).unwrap_or_else(|| vec![
