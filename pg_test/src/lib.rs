@@ -1,6 +1,8 @@
 //! Test harness for client-side tests. `pg_test/run` starts a fresh PostgreSQL 18 cluster with
 //! llm_sql installed and exports where it listens; these helpers connect to it.
 
+pub mod tpch;
+
 use std::time::{Duration, Instant};
 
 pub use postgres::{Client, Error};
