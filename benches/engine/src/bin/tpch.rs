@@ -190,6 +190,11 @@ fn main() {
             md.push_str(&format!("- {m}\n"));
         }
     }
+    // The analysis of the targets (benches/tpch/analysis.md) goes below the figures.
+    if let Ok(analysis) = std::fs::read_to_string("benches/tpch/analysis.md") {
+        md.push('\n');
+        md.push_str(&analysis);
+    }
     std::fs::write(output, &md).unwrap();
     print!("{md}");
     if !mismatches.is_empty() {
