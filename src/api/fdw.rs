@@ -39,17 +39,90 @@ pub unsafe extern "C-unwind" fn llm_sql_fdw_handler(_fcinfo: pg_sys::FunctionCal
 
 finfo_v1!(pg_finfo_llm_sql_fdw_handler);
 
+/// The wrapper's validator: a foreign table takes exactly one option, `relation`, naming a
+/// DuckDB relation as three quoted identifiers (`"alias"."schema"."table"`, what
+/// `import_schema` writes); servers, mappings and the wrapper take none. Since every role may
+/// create foreign tables on `llm_sql_duckdb`, a `relation` holding other DuckDB SQL (a table
+/// function reading files, say) would run as whoever reads the table: it is refused here.
+#[pg_extern(immutable, parallel_safe)]
+fn fdw_validator(options: Option<Vec<Option<String>>>, catalog: Option<Oid>) {
+    let check = || -> crate::error::Result<()> {
+        let options: Vec<String> = options.unwrap_or_default().into_iter().flatten().collect();
+        let table = catalog == Some(pg_sys::ForeignTableRelationId);
+        for option in &options {
+            let (name, value) = option.split_once('=').unwrap_or((option, ""));
+            if !(table && name == "relation") {
+                return Err(crate::error::Error::new(
+                    pgrx::PgSqlErrorCode::ERRCODE_FDW_INVALID_OPTION_NAME,
+                    format!("invalid option \"{name}\""),
+                )
+                .with_hint(
+                    "Only foreign tables take an option, relation; llm_sql.import_schema sets it.",
+                ));
+            }
+            if !three_quoted_identifiers(value) {
+                return Err(crate::error::Error::new(
+                    pgrx::PgSqlErrorCode::ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE,
+                    format!("invalid relation {value:?}"),
+                )
+                .with_hint(
+                    "relation names a DuckDB table or view as \"attachment\".\"schema\".\"table\".",
+                ));
+            }
+        }
+        if table && !options.iter().any(|o| o.starts_with("relation=")) {
+            return Err(crate::error::Error::new(
+                pgrx::PgSqlErrorCode::ERRCODE_FDW_OPTION_NAME_NOT_FOUND,
+                "a foreign table of llm_sql_fdw needs the option relation",
+            ));
+        }
+        Ok(())
+    };
+    check().or_report()
+}
+
+/// `"a"."b"."c"`: three double-quoted identifiers (with `""` inside for a quote), nothing else.
+fn three_quoted_identifiers(text: &str) -> bool {
+    let mut parts = 0;
+    let mut chars = text.chars().peekable();
+    while chars.next() == Some('"') {
+        let mut empty = true;
+        loop {
+            match chars.next() {
+                Some('"') if chars.peek() == Some(&'"') => {
+                    chars.next();
+                }
+                Some('"') => break,
+                Some(_) => {}
+                None => return false,
+            }
+            empty = false;
+        }
+        if empty {
+            return false;
+        }
+        parts += 1;
+        match chars.next() {
+            None => return parts == 3,
+            Some('.') => {}
+            Some(_) => return false,
+        }
+    }
+    false
+}
+
 pgrx::extension_sql!(
     r#"
 CREATE FUNCTION llm_sql.fdw_handler() RETURNS fdw_handler
     LANGUAGE c STRICT AS 'MODULE_PATHNAME', 'llm_sql_fdw_handler';
-CREATE FOREIGN DATA WRAPPER llm_sql_fdw HANDLER llm_sql.fdw_handler;
+CREATE FOREIGN DATA WRAPPER llm_sql_fdw HANDLER llm_sql.fdw_handler
+    VALIDATOR llm_sql.fdw_validator;
 -- Reading a foreign table runs DuckDB SQL as the reader, like llm_sql.query itself.
 CREATE SERVER llm_sql_duckdb FOREIGN DATA WRAPPER llm_sql_fdw;
 GRANT USAGE ON FOREIGN SERVER llm_sql_duckdb TO PUBLIC;
 "#,
     name = "fdw",
-    requires = ["schema_usage"],
+    requires = ["schema_usage", fdw_validator],
 );
 
 /// Remote row estimate: unknown, so a middling constant that keeps joins sensible.

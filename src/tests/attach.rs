@@ -520,6 +520,41 @@ mod tests {
             Spi::get_one::<i32>("SELECT llm_sql.import_schema('imp', into_schema => 'imp_copy')"),
             Ok(Some(1))
         );
+        // A foreign table's relation is a DuckDB name, never other DuckDB SQL.
+        for (statement, sqlstate) in [
+            (
+                r#"CREATE FOREIGN TABLE evil (x text) SERVER llm_sql_duckdb OPTIONS (relation 'read_text(''/etc/passwd'')')"#,
+                "HV024",
+            ),
+            (
+                r#"CREATE FOREIGN TABLE evil (x text) SERVER llm_sql_duckdb OPTIONS (relation '"imp"."main"."t" WHERE false')"#,
+                "HV024",
+            ),
+            (
+                r#"CREATE FOREIGN TABLE evil (x text) SERVER llm_sql_duckdb OPTIONS (relation '"imp".main.t')"#,
+                "HV024",
+            ),
+            (
+                r#"CREATE FOREIGN TABLE evil (x text) SERVER llm_sql_duckdb OPTIONS (relation '"imp"."main"."t"', extra 'x')"#,
+                "HV00D",
+            ),
+            (
+                "CREATE FOREIGN TABLE evil (x text) SERVER llm_sql_duckdb",
+                "HV00J",
+            ),
+            (
+                "CREATE SERVER evil FOREIGN DATA WRAPPER llm_sql_fdw OPTIONS (relation 'x')",
+                "HV00D",
+            ),
+        ] {
+            let got = outcome(statement);
+            assert!(got.starts_with(sqlstate), "{statement}: {got}");
+        }
+        Spi::run(r#"CREATE FOREIGN TABLE imp_by_hand (id bigint, name text) SERVER llm_sql_duckdb OPTIONS (relation '"imp"."main"."t"')"#).unwrap();
+        assert_eq!(
+            Spi::get_one::<i64>("SELECT count(*) FROM imp_by_hand"),
+            Ok(Some(20))
+        );
         assert!(outcome("SELECT llm_sql.import_schema('nope')").starts_with("42704"));
         assert!(outcome("SELECT llm_sql.import_schema(NULL)").starts_with("22004"));
 
