@@ -84,21 +84,25 @@ fn read_only<T>(timeout: Duration, f: impl FnOnce() -> Result<T>) -> Result<T> {
     })
 }
 
+/// The first column of each row, a jsonb, as a JSON value.
+fn json_rows(
+    result: pgrx::spi::SpiTupleTable,
+) -> std::result::Result<Vec<Value>, pgrx::spi::Error> {
+    result
+        .map(|row| Ok(row.get::<JsonB>(1)?.map_or(Value::Null, |j| j.0)))
+        .collect()
+}
+
 /// Runs DuckDB SQL from `pushdown::query` (the caller's privileges were checked there) as
 /// `llm_sql.query_json` does, in the caller's DuckDB.
 fn run_in_duckdb(sql: &str, max_rows: usize, timeout: Duration) -> Result<Rows> {
     let rows = read_only(timeout, || {
         Ok(Spi::connect(|client| {
-            let result = client.select(
+            json_rows(client.select(
                 "SELECT value FROM llm_sql.query_json($1) AS value",
                 None,
                 &[sql.into()],
-            )?;
-            let mut rows = Vec::new();
-            for row in result {
-                rows.push(row.get::<JsonB>(1)?.map_or(Value::Null, |j| j.0));
-            }
-            Ok::<_, pgrx::spi::Error>(rows)
+            )?)
         })?)
     })?;
     Ok(Rows::capped(rows, max_rows, Engine::DuckDb))
@@ -130,11 +134,7 @@ pub fn run_read_only(sql: &str, max_rows: usize, timeout: Duration) -> Result<Ro
                 "SELECT pg_catalog.to_jsonb(llm_sql_answer) FROM {inner}{aliases} LIMIT {}",
                 max_rows.saturating_add(1)
             );
-            let mut rows = Vec::new();
-            for row in client.select(&query, None, &[])? {
-                rows.push(row.get::<JsonB>(1)?.map_or(Value::Null, |j| j.0));
-            }
-            Ok::<_, pgrx::spi::Error>(rows)
+            json_rows(client.select(&query, None, &[])?)
         })?)
     })?;
     Ok(Rows::capped(rows, max_rows, Engine::Postgres))
