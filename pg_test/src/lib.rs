@@ -63,13 +63,9 @@ pub fn backend_pid(client: &mut Client) -> i32 {
         .get(0)
 }
 
-/// "SQLSTATE: message" of a failed statement (postgres::Error's Display hides the message).
-pub fn describe(error: &postgres::Error) -> String {
-    match error.as_db_error() {
-        Some(db) => format!("{}: {}", db.code().code(), db.message()),
-        None => error.to_string(),
-    }
-}
+/// "SQLSTATE: message" of a failed statement (defined in `tpch`, which the benchmark also
+/// compiles on its own).
+pub use tpch::describe;
 
 /// SQLSTATE of a failed statement.
 pub fn sqlstate(error: &postgres::Error) -> String {

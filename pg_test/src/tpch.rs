@@ -55,7 +55,8 @@ fn duckdb(client: &mut Client, sql: &str) -> Result<(), String> {
         .map_err(|e| format!("{sql}: {}", describe(&e)))
 }
 
-fn describe(error: &postgres::Error) -> String {
+/// "SQLSTATE: message" of a failed statement (postgres::Error's Display hides the message).
+pub fn describe(error: &postgres::Error) -> String {
     match error.as_db_error() {
         Some(db) => format!("{}: {}", db.code().code(), db.message()),
         None => error.to_string(),
