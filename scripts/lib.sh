@@ -36,3 +36,5 @@ as_pg() { sudo -u "$PG_OS_USER" -H -- "$@"; }
 # DuckDB extensions are loaded from here (the default of llm_sql.duckdb_extension_directory),
 # laid out as DuckDB expects: <dir>/v<version>/<platform>/<name>.duckdb_extension
 DUCKDB_EXT_DIR="$PG_PKGLIBDIR/llm_sql/duckdb_extensions"
+# The built-in embedding model's files (src/embeddings/builtin looks for them here).
+BUILTIN_MODEL_DIR="$PG_PKGLIBDIR/llm_sql/all-MiniLM-L6-v2"

@@ -43,5 +43,25 @@ SELECT * FROM demo_scores ORDER BY customers DESC, score LIMIT 3;
 SELECT v AS vector, v <-> '[1,1,1]' AS distance_to_ones
 FROM llm_sql.query('SELECT [i, i + 1, i + 2]::FLOAT[3] AS v FROM range(3) t(i)') AS t(v vector(3));
 
+\echo '--- Semantic search with the built-in embedding model: no model server involved'
+SET llm_sql.llm_url = 'http://127.0.0.1:1';  -- nothing listens there
+SET llm_sql.embedding_model = 'builtin';      -- all-MiniLM-L6-v2 inside this backend (the default)
+DROP TABLE IF EXISTS demo_docs;
+CREATE TABLE demo_docs (id int PRIMARY KEY, body text, embedding vector(384));
+INSERT INTO demo_docs (id, body) VALUES
+    (1, 'How to reset a forgotten account password'),
+    (2, 'Shipping takes three to five business days within Europe'),
+    (3, 'Our headquarters moved to a new office in Lisbon'),
+    (4, 'Refunds are paid back to the original card within a week'),
+    (5, 'The mobile app crashes when uploading large photos');
+CALL llm_sql.embed_column('demo_docs', 'body', 'embedding');
+SELECT data->>'body' AS best_match, round(distance::numeric, 3) AS distance
+FROM llm_sql.semantic_search('demo_docs', 'I want my money back', k => 2);
+SELECT data->>'body' AS best_match, round(distance::numeric, 3) AS distance
+FROM llm_sql.semantic_search('demo_docs', 'when will my parcel arrive?', k => 1);
+RESET llm_sql.llm_url;
+RESET llm_sql.embedding_model;
+
+DROP TABLE demo_docs;
 DROP VIEW demo_scores;
 DROP TABLE demo_orders;

@@ -38,7 +38,8 @@ pub static LLM_API_KEY: GucSetting<Option<CString>> = GucSetting::<Option<CStrin
 pub static CHAT_MODEL: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c"qwen2.5-coder:7b"));
 pub static EMBEDDING_MODEL: GucSetting<Option<CString>> =
-    GucSetting::<Option<CString>>::new(Some(c"nomic-embed-text"));
+    GucSetting::<Option<CString>>::new(Some(c"builtin"));
+pub static BUILTIN_THREADS: GucSetting<i32> = GucSetting::<i32>::new(2);
 pub static REQUEST_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(120_000);
 pub static MAX_RETRIES: GucSetting<i32> = GucSetting::<i32>::new(2);
 pub static EMBEDDING_BATCH_SIZE: GucSetting<i32> = GucSetting::<i32>::new(64);
@@ -165,9 +166,19 @@ fn llm_settings() {
     GucRegistry::define_string_guc(
         c"llm_sql.embedding_model",
         c"Model for embed, embed_column, auto_embed and the searches when the call names none.",
-        c"",
+        c"builtin (the default) is all-MiniLM-L6-v2 inside the backend, 384 dimensions, no server; any other name is a model of the LLM server.",
         &EMBEDDING_MODEL,
         GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"llm_sql.builtin_threads",
+        c"Threads each backend uses to compute embeddings with the built-in model.",
+        c"They exist from a backend's first built-in embedding on and only work while one is computed.",
+        &BUILTIN_THREADS,
+        1,
+        64,
+        GucContext::Suset,
         GucFlags::default(),
     );
     GucRegistry::define_int_guc(

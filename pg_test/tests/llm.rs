@@ -29,7 +29,10 @@ fn requests(key: &str) -> u64 {
 
 fn use_server(client: &mut Client, options: &str) {
     client
-        .batch_execute(&format!("SET llm_sql.llm_url = '{}'", llm_url(options)))
+        .batch_execute(&format!(
+            "SET llm_sql.llm_url = '{}'; SET llm_sql.embedding_model = 'nomic-embed-text'",
+            llm_url(options)
+        ))
         .unwrap();
 }
 

@@ -97,7 +97,9 @@ pub unsafe extern "C-unwind" fn llm_sql_embed(fcinfo: pg_sys::FunctionCallInfo) 
             return Ok(None);
         };
         let model = llm::embedding_model(model.as_deref())?;
-        Ok(llm::embed(&[input.as_str()], &model, 1)?.into_iter().next())
+        Ok(embeddings::embed(&[input.as_str()], &model, 1)?
+            .into_iter()
+            .next())
     })();
     match embedded.or_report() {
         Some(values) => vector::datum(&values),
@@ -141,7 +143,8 @@ pub unsafe extern "C-unwind" fn llm_sql_embed_array(fcinfo: pg_sys::FunctionCall
             .map(String::as_str)
             .filter(|t| embeddings::has_text(t))
             .collect();
-        let mut vectors = llm::embed(&texts, &model, embeddings::batch_size(None)?)?.into_iter();
+        let mut vectors =
+            embeddings::embed(&texts, &model, embeddings::batch_size(None)?)?.into_iter();
         Ok::<_, Error>(
             inputs
                 .iter()

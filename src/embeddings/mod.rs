@@ -5,6 +5,7 @@
 //! for them without asking the server; backfill and the queue leave (or set) the target NULL.
 
 pub mod backfill;
+pub mod builtin;
 pub mod queue;
 pub mod search;
 pub mod vector;
@@ -22,6 +23,16 @@ pub const HAS_TEXT: &str = "~ '[^[:space:]]'";
 /// True when `text` has something to embed.
 pub fn has_text(text: &str) -> bool {
     !text.trim().is_empty()
+}
+
+/// Embeddings of `texts`, in order, from `model`: the built-in model, or the LLM server's
+/// (`batch_size` texts per request).
+pub fn embed(texts: &[&str], model: &str, batch_size: usize) -> Result<crate::llm::Embeddings> {
+    match builtin::is_builtin(model) {
+        _ if texts.is_empty() => Ok(Vec::new()),
+        true => builtin::embed(texts),
+        false => crate::llm::embed(texts, model, batch_size),
+    }
 }
 
 /// One embedding per text; None for texts with nothing to embed.
@@ -122,7 +133,7 @@ impl Columns {
         model: &str,
         batch_size: usize,
     ) -> Result<Embedded> {
-        let vectors = crate::llm::embed(&with_text(texts), model, batch_size)?;
+        let vectors = embed(&with_text(texts), model, batch_size)?;
         self.place(texts, vectors, model)
     }
 
@@ -227,15 +238,24 @@ fn with_text(texts: &[Option<String>]) -> Vec<&str> {
 pub struct PendingBatch {
     pub texts: Vec<Option<String>>,
     model: String,
-    request: Option<crate::llm::Pending<crate::llm::Embeddings>>,
+    request: Option<Request>,
+}
+
+/// Embeddings being computed, by the built-in model or the LLM server.
+enum Request {
+    Builtin(builtin::Job),
+    Server(crate::llm::Pending<crate::llm::Embeddings>),
 }
 
 impl PendingBatch {
     pub fn start(texts: Vec<Option<String>>, model: &str) -> Result<PendingBatch> {
         let wanted = with_text(&texts);
-        let request = match wanted.is_empty() {
-            true => None,
-            false => Some(crate::llm::start_embed(&wanted, model)?),
+        let request = match (wanted.is_empty(), builtin::is_builtin(model)) {
+            (true, _) => None,
+            (false, true) => Some(Request::Builtin(builtin::start(
+                wanted.iter().map(|t| t.to_string()).collect(),
+            )?)),
+            (false, false) => Some(Request::Server(crate::llm::start_embed(&wanted, model)?)),
         };
         Ok(PendingBatch {
             texts,
@@ -247,7 +267,8 @@ impl PendingBatch {
     /// Waits for the embeddings, one per text (None for empty ones), checked against `columns`.
     pub fn wait(self, columns: &Columns) -> Result<(Vec<Option<String>>, Embedded)> {
         let vectors = match self.request {
-            Some(request) => request.wait()?,
+            Some(Request::Builtin(job)) => job.wait()?,
+            Some(Request::Server(request)) => request.wait()?,
             None => Vec::new(),
         };
         let placed = columns.place(&self.texts, vectors, &self.model)?;

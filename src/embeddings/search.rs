@@ -85,7 +85,7 @@ fn prepare(
     }
     let columns = Columns::resolve(table, None, column)?;
     let model = column_model(table, column)?;
-    let embedded = crate::llm::embed(&[query], &model, 1)?;
+    let embedded = super::embed(&[query], &model, 1)?;
     let query_vector = embedded.into_iter().next().unwrap_or_default();
     columns.check_dimension(&model, query_vector.len())?;
     let schema = Spi::get_one_with_args::<String>(

@@ -18,7 +18,7 @@ use pgrx::prelude::*;
 
 use crate::error::Result;
 use crate::quote::pg_ident as ident;
-use crate::{llm, settings};
+use crate::settings;
 
 /// The description given to the model, and a fingerprint of everything the caller can see
 /// (changes with any DDL or privilege change that matters).
@@ -114,7 +114,9 @@ fn embedding_scores(question: &str, relations: &[Relation]) -> Option<Vec<f64>> 
     let mut texts = vec![question];
     texts.extend(&missing);
     let batch = settings::EMBEDDING_BATCH_SIZE.get().max(1) as usize;
-    let mut vectors = llm::embed(&texts, &model, batch).ok()?.into_iter();
+    let mut vectors = crate::embeddings::embed(&texts, &model, batch)
+        .ok()?
+        .into_iter();
     let asked = vectors.next()?;
     EMBEDDED.with(|cache| {
         let mut cache = cache.borrow_mut();

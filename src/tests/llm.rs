@@ -13,9 +13,11 @@ pub mod tests {
         std::env::var("LLM_SQL_TEST_LLM_URL").unwrap_or_else(|_| "http://127.0.0.1:54340".into())
     }
 
-    /// Points llm_sql at the test server with per-test options (`key=…,fault=…`).
+    /// Points llm_sql at the test server with per-test options (`key=…,fault=…`), and makes
+    /// one of its models the embedding model (the default is the built-in one).
     pub fn use_server(options: &str) {
         Spi::run(&format!("SET llm_sql.llm_url = '{}/{options}'", server())).unwrap();
+        Spi::run("SET llm_sql.embedding_model = 'nomic-embed-text'").unwrap();
     }
 
     /// Requests the test server saw for `key`.
