@@ -5,6 +5,7 @@
 mod ask;
 mod attach;
 mod backend;
+mod builtin;
 mod embeddings;
 mod engine;
 pub mod llm;

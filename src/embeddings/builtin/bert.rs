@@ -112,9 +112,6 @@ impl Model {
             }))
             .map_err(|e| format!("cannot set truncation: {e}"))?;
 
-        let layers = (0..LAYERS)
-            .map(|i| tensors.layer(&format!("encoder.layer.{i}.")))
-            .collect::<Result<_, _>>()?;
         Ok(Model {
             word_embeddings: tensors.get(
                 "embeddings.word_embeddings.weight",
@@ -127,7 +124,9 @@ impl Model {
             token_type_embeddings: tensors
                 .get("embeddings.token_type_embeddings.weight", &[2, DIMENSIONS])?,
             embedding_norm: tensors.norm("embeddings.LayerNorm.")?,
-            layers,
+            layers: (0..LAYERS)
+                .map(|i| tensors.layer(&format!("encoder.layer.{i}.")))
+                .collect::<Result<_, _>>()?,
             tokenizer,
             weights,
         })

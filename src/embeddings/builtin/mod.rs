@@ -12,7 +12,7 @@ pub mod bert;
 
 use std::cell::RefCell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
@@ -128,8 +128,14 @@ fn model() -> Result<Arc<Model>> {
     if let Some(model) = MODEL.with(|m| m.borrow().clone()) {
         return Ok(model);
     }
-    let directory = directory();
-    let loaded = catch_unwind(|| Model::load(&directory))
+    let model = Arc::new(load(&directory())?);
+    MODEL.with(|m| *m.borrow_mut() = Some(Arc::clone(&model)));
+    Ok(model)
+}
+
+/// Loads the model's files from `directory` (mapping the weights, reading the tokenizer).
+pub fn load(directory: &Path) -> Result<Model> {
+    catch_unwind(|| Model::load(directory))
         .unwrap_or_else(|panic| Err(panic_message(&panic)))
         .map_err(|message| {
             Error::new(
@@ -140,10 +146,7 @@ fn model() -> Result<Arc<Model>> {
                 "scripts/setup installs it into {}. Or use a model of your LLM server: SET llm_sql.embedding_model = '<model>'.",
                 directory.display()
             ))
-        })?;
-    let model = Arc::new(loaded);
-    MODEL.with(|m| *m.borrow_mut() = Some(Arc::clone(&model)));
-    Ok(model)
+        })
 }
 
 /// The backend's inference threads: `llm_sql.builtin_threads` of them, rebuilt when the
