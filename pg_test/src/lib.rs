@@ -123,3 +123,24 @@ pub fn cancel_running(
     let error = result.expect_err("the query should have been cancelled");
     (error, ended_at - cancelled_at, worker)
 }
+
+/// The bigint a query returns.
+pub fn count(client: &mut Client, sql: &str) -> i64 {
+    client.query_one(sql, &[]).unwrap().get(0)
+}
+
+/// With statement_timeout = `ms`, `sql` ends with a statement timeout within a second more.
+pub fn times_out(worker: &mut Client, sql: &str, ms: u64) {
+    worker
+        .batch_execute(&format!("SET statement_timeout = '{ms}ms'"))
+        .unwrap();
+    let started = Instant::now();
+    let error = worker.simple_query(sql).unwrap_err();
+    assert!(
+        describe(&error).contains("statement timeout"),
+        "{}",
+        describe(&error)
+    );
+    let limit = Duration::from_millis(ms + 1000);
+    assert!(started.elapsed() < limit, "{:?}", started.elapsed());
+}

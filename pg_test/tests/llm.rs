@@ -47,10 +47,6 @@ fn session_with_notices() -> (Client, Arc<Mutex<Vec<String>>>) {
     (client, notices)
 }
 
-fn count(client: &mut Client, sql: &str) -> i64 {
-    client.query_one(sql, &[]).unwrap().get(0)
-}
-
 #[test]
 fn cancel_and_statement_timeout_abort_a_request_within_a_second() {
     let mut worker = superuser();
@@ -74,22 +70,6 @@ fn cancel_while_running(worker: Client, sql: &'static str, settle: Duration) -> 
     assert_eq!(sqlstate(&error), "57014", "{}", describe(&error));
     assert!(took < Duration::from_secs(1), "cancel took {took:?}");
     worker
-}
-
-/// With statement_timeout = `ms`, `sql` ends with a statement timeout within a second more.
-fn times_out(worker: &mut Client, sql: &str, ms: u64) {
-    worker
-        .batch_execute(&format!("SET statement_timeout = '{ms}ms'"))
-        .unwrap();
-    let started = Instant::now();
-    let error = worker.simple_query(sql).unwrap_err();
-    assert!(
-        describe(&error).contains("statement timeout"),
-        "{}",
-        describe(&error)
-    );
-    let limit = Duration::from_millis(ms + 1000);
-    assert!(started.elapsed() < limit, "{:?}", started.elapsed());
 }
 
 fn make_table(client: &mut Client, name: &str, rows: i64) {
