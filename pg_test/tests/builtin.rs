@@ -34,14 +34,15 @@ fn inference_cpu(pid: i32) -> u64 {
         .sum()
 }
 
-/// The inference threads use no CPU over half a second.
+/// The inference threads use (next to) no CPU over half a second: a batch still running would
+/// use ~50 ticks per thread; a tick or two is accounting noise.
 fn assert_idle(pid: i32) {
     let before = inference_cpu(pid);
     thread::sleep(Duration::from_millis(500));
-    assert_eq!(
-        inference_cpu(pid),
-        before,
-        "the inference threads are still working"
+    let used = inference_cpu(pid) - before;
+    assert!(
+        used <= 3,
+        "the inference threads are still working: {used} ticks in 500 ms"
     );
 }
 
