@@ -268,9 +268,13 @@ pub fn health() -> Value {
             report["models"] = json!(models.iter().map(|m| m.name.clone()).collect::<Vec<_>>());
             let wanted = |setting| {
                 settings::string(setting).map(|m: String| {
-                    let present = models
-                        .iter()
-                        .any(|x| x.name == m || x.name == format!("{m}:latest"));
+                    // The built-in model is not the server's: present when its files are.
+                    let present = match crate::embeddings::builtin::is_builtin(&m) {
+                        true => crate::embeddings::builtin::installed(),
+                        false => models
+                            .iter()
+                            .any(|x| x.name == m || x.name == format!("{m}:latest")),
+                    };
                     json!({"name": m, "present": present})
                 })
             };

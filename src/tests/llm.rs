@@ -154,6 +154,12 @@ pub mod tests {
 
     #[pg_test]
     fn models_and_health() {
+        let health = || {
+            Spi::get_one::<pgrx::JsonB>("SELECT llm_sql.llm_health()")
+                .unwrap()
+                .unwrap()
+                .0
+        };
         use_server(&format!("key={}", unique("models")));
         let count = Spi::get_one::<i64>(
             "SELECT count(*) FROM llm_sql.models() WHERE name = 'nomic-embed-text:latest'
@@ -162,24 +168,25 @@ pub mod tests {
         .unwrap();
         assert_eq!(count, Some(1));
         Spi::run("SET llm_sql.embedding_model = 'nomic-embed-text'").unwrap();
-        let health = Spi::get_one::<pgrx::JsonB>("SELECT llm_sql.llm_health()")
-            .unwrap()
-            .unwrap()
-            .0;
-        assert_eq!(health["reachable"], true, "{health}");
-        assert_eq!(health["embedding_model"]["present"], true, "{health}");
-        assert!(health["latency_ms"].as_f64().is_some());
+        let report = health();
+        assert_eq!(report["reachable"], true, "{report}");
+        assert_eq!(report["embedding_model"]["present"], true, "{report}");
+        assert!(report["latency_ms"].as_f64().is_some());
+        // The built-in model is present when installed, whatever the server has.
+        Spi::run("SET llm_sql.embedding_model = 'builtin'").unwrap();
+        let report = health();
+        assert_eq!(report["embedding_model"]["present"], true, "{report}");
+        Spi::run("SET llm_sql.embedding_model = 'not-on-the-server'").unwrap();
+        let report = health();
+        assert_eq!(report["embedding_model"]["present"], false, "{report}");
         Spi::run("SET llm_sql.llm_url = 'http://127.0.0.1:1'").unwrap();
-        let health = Spi::get_one::<pgrx::JsonB>("SELECT llm_sql.llm_health()")
-            .unwrap()
-            .unwrap()
-            .0;
-        assert_eq!(health["reachable"], false, "{health}");
+        let report = health();
+        assert_eq!(report["reachable"], false, "{report}");
         assert!(
-            health["error"].as_str().unwrap().contains("127.0.0.1:1"),
-            "{health}"
+            report["error"].as_str().unwrap().contains("127.0.0.1:1"),
+            "{report}"
         );
-        assert!(health["last_error"].as_str().is_some(), "{health}");
+        assert!(report["last_error"].as_str().is_some(), "{report}");
     }
 
     #[pg_test]

@@ -86,8 +86,9 @@ impl Model {
         let weights_path = directory.join("model.safetensors");
         let file = File::open(&weights_path)
             .map_err(|e| format!("cannot open {}: {e}", weights_path.display()))?;
-        // SAFETY: the file is installed read-only with the extension and never written while
-        // mapped; a mapping is only unsound if another process truncates or rewrites it.
+        // SAFETY: a mapping is unsound only if the file is truncated or rewritten meanwhile;
+        // it is installed read-only with the extension and replaced by rename (scripts/setup),
+        // which leaves this mapping on the old file.
         let weights = unsafe { Mmap::map(&file) }
             .map_err(|e| format!("cannot map {}: {e}", weights_path.display()))?;
         let tensors = Tensors::read(&weights).map_err(|e| {

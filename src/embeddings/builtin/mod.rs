@@ -50,6 +50,12 @@ pub fn directory() -> PathBuf {
     ))
 }
 
+/// Whether the model's files are installed (not whether they load).
+pub fn installed() -> bool {
+    let directory = directory();
+    directory.join("model.safetensors").is_file() && directory.join("tokenizer.json").is_file()
+}
+
 /// The unit-length embeddings of `texts`, in order.
 pub fn embed(texts: &[&str]) -> Result<Embeddings> {
     start(texts.iter().map(|t| t.to_string()).collect())?.wait()
