@@ -32,11 +32,12 @@ const LAYERS: usize = 6;
 const VOCABULARY: usize = 30522;
 const POSITIONS: usize = 512;
 const LAYER_NORM_EPS: f32 = 1e-12;
-/// Token rows per forward pass. Bounds the memory of a pass (~40 MB) and the time between two
-/// looks at the cancel flag (one layer of a pass: well under a second on one core).
-const TOKENS_PER_PASS: usize = 2048;
-/// Texts tokenized at a time (the cancel flag is also read between groups).
+/// Token rows per forward pass. Bounds the memory of a pass (~20 MB) and the time between two
+/// looks at the cancel flag (a step of a layer: tens of milliseconds).
+const TOKENS_PER_PASS: usize = 1024;
+/// Texts, and bytes of text, tokenized at a time (the cancel flag is read between groups).
 const TEXTS_PER_GROUP: usize = 256;
+const BYTES_PER_GROUP: usize = 64 << 10;
 /// Bytes of a long text tokenized first: MAX_TOKENS tokens of ordinary text take far fewer.
 const HEAD_BYTES: usize = MAX_TOKENS * 32;
 
@@ -133,23 +134,22 @@ impl Model {
         })
     }
 
-    /// The unit-length embedding of each text, in order. `cancelled` is asked between layers.
+    /// The unit-length embedding of each text, in order. `cancelled` is asked between the steps of
+    /// each layer.
     /// Runs its parallel parts on the current rayon pool.
     pub fn embed(&self, texts: &[&str], cancelled: &(dyn Fn() -> bool + Sync)) -> Outcome {
         let mut embeddings = Vec::with_capacity(texts.len());
-        for group in texts.chunks(TEXTS_PER_GROUP) {
+        let mut texts = texts;
+        while !texts.is_empty() {
             if cancelled() {
                 return Ok(None);
             }
-            let ids = self.tokenize(group)?;
+            let take = fitting(texts, |t| head(t).len(), BYTES_PER_GROUP, TEXTS_PER_GROUP);
+            let ids = self.tokenize(&texts[..take])?;
+            texts = &texts[take..];
             let mut rest = &ids[..];
             while !rest.is_empty() {
-                let mut take = 1;
-                let mut tokens = rest[0].len();
-                while take < rest.len() && tokens + rest[take].len() <= TOKENS_PER_PASS {
-                    tokens += rest[take].len();
-                    take += 1;
-                }
+                let take = fitting(rest, Vec::len, TOKENS_PER_PASS, usize::MAX);
                 match self.pass(&rest[..take], cancelled) {
                     Some(pass) => embeddings.extend(pass),
                     None => return Ok(None),
@@ -201,10 +201,7 @@ impl Model {
         }
         let mut hidden = self.embed_tokens(sequences, rows);
         for layer in &self.layers {
-            if cancelled() {
-                return None;
-            }
-            hidden = self.layer(layer, &hidden, &spans);
+            hidden = self.layer(layer, &hidden, &spans, cancelled)?;
         }
         Some(
             spans
@@ -232,24 +229,38 @@ impl Model {
         hidden
     }
 
-    fn layer(&self, layer: &Layer, hidden: &[f32], spans: &[Range<usize>]) -> Vec<f32> {
+    /// One transformer layer; None as soon as `cancelled` (asked between its steps) says stop.
+    fn layer(
+        &self,
+        layer: &Layer,
+        hidden: &[f32],
+        spans: &[Range<usize>],
+        cancelled: &(dyn Fn() -> bool + Sync),
+    ) -> Option<Vec<f32>> {
+        let go_on = || (!cancelled()).then_some(());
+        go_on()?;
         let query = self.linear(hidden, &layer.query);
         let key = self.linear(hidden, &layer.key);
         let value = self.linear(hidden, &layer.value);
+        go_on()?;
         let context = attention(&query, &key, &value, spans);
+        go_on()?;
 
         let mut attended = self.linear(&context, &layer.attention_output);
         add(&mut attended, hidden);
         self.layer_norm(&mut attended, &layer.attention_norm);
 
+        go_on()?;
         let mut intermediate = self.linear(&attended, &layer.intermediate);
+        go_on()?;
         intermediate
             .par_chunks_mut(INTERMEDIATE)
             .for_each(|row| row.iter_mut().for_each(gelu));
+        go_on()?;
         let mut output = self.linear(&intermediate, &layer.output);
         add(&mut output, &attended);
         self.layer_norm(&mut output, &layer.output_norm);
-        output
+        Some(output)
     }
 
     /// `input · weightᵀ + bias` for every row of `input` (PyTorch's Linear: weight is
@@ -296,6 +307,17 @@ impl Model {
         // Alignment and length were checked when the model was loaded.
         bytemuck::cast_slice(&self.weights[tensor.clone()])
     }
+}
+
+/// How many of the first `items` to take: as many as fit in `budget` by `size`, at most
+/// `most`, and at least one.
+fn fitting<T>(items: &[T], size: impl Fn(&T) -> usize, budget: usize, most: usize) -> usize {
+    let mut used = 0;
+    let fits = items.iter().take(most).take_while(|item| {
+        used += size(item);
+        used <= budget
+    });
+    fits.count().max(1).min(items.len())
 }
 
 /// The start of a long text, cut at an ASCII whitespace after HEAD_BYTES bytes (the whole text

@@ -6,7 +6,7 @@
 //! run on a per-backend rayon pool of `llm_sql.builtin_threads` threads, started with signals
 //! blocked; they never call Postgres. The backend thread waits for a batch and watches for a
 //! cancel, `statement_timeout` or terminate request, and on one tells the batch to stop, which
-//! it does before its next layer (a fraction of a second).
+//! it does before the next step of its layer (tens of milliseconds).
 
 pub mod bert;
 
@@ -103,7 +103,7 @@ impl Job {
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
             }
             if cancel_requested() {
-                // Waits for the batch to notice (before its next layer), so that its threads
+                // Waits for the batch to notice (before its next step), so that its threads
                 // are idle when the statement ends; then Postgres raises its own error.
                 self.stop.store(true, Ordering::Relaxed);
                 let _ = self.answer.recv_timeout(STOP_GRACE);
