@@ -144,3 +144,17 @@ pub fn times_out(worker: &mut Client, sql: &str, ms: u64) {
     let limit = Duration::from_millis(ms + 1000);
     assert!(started.elapsed() < limit, "{:?}", started.elapsed());
 }
+
+/// Waits (at most 30 s) until `table` has `want` rows with an embedding: the background worker
+/// drains the queue on its own schedule.
+pub fn wait_for_embeddings(client: &mut Client, table: &str, want: i64) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let sql = format!("SELECT count(*) FROM {table} WHERE embedding IS NOT NULL");
+    while count(client, &sql) < want {
+        assert!(
+            Instant::now() < deadline,
+            "the worker did not embed the rows of {table}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

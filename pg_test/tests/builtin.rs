@@ -3,7 +3,7 @@
 //! worker work with it while no model server answers.
 
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use llm_sql_pg_test::*;
 
@@ -130,18 +130,7 @@ fn embed_column_search_and_the_worker_use_the_builtin_model_without_a_server() {
          INSERT INTO faq_live (id, body) SELECT g, 'live question ' || g FROM generate_series(1, 30) g;",
     )
     .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while count(
-        &mut su,
-        "SELECT count(*) FROM faq_live WHERE embedding IS NOT NULL",
-    ) < 30
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the worker did not embed the rows"
-        );
-        thread::sleep(Duration::from_millis(200));
-    }
+    wait_for_embeddings(&mut su, "faq_live", 30);
     let right = count(
         &mut su,
         "SELECT count(*) FROM faq_live WHERE embedding <=> llm_sql.embed(body, 'builtin') < 1e-6",

@@ -284,18 +284,7 @@ fn worker_embeds_queued_rows_as_the_role_that_set_it_up() {
     )
     .unwrap();
     // The worker (llm_sql preloaded, worker_database = llm_sql_test) drains the queue.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while count(
-        &mut su,
-        "SELECT count(*) FROM tickets WHERE embedding IS NOT NULL",
-    ) < 50
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the worker did not embed the rows"
-        );
-        thread::sleep(Duration::from_millis(200));
-    }
+    wait_for_embeddings(&mut su, "tickets", 50);
     thread::sleep(Duration::from_millis(1000));
     use_server(&mut su, "key=worker,dim=8");
     let right = count(
