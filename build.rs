@@ -2,10 +2,31 @@
 // started by `sudo`/init systems that drop LD_LIBRARY_PATH, so the extension finds it through
 // its RUNPATH: `$ORIGIN` for the installed extension, and the build-time DUCKDB_LIB_DIR for
 // test binaries that run from target/.
+//
+// src/engine/shim.cpp uses DuckDB's C++ API for what the C API lacks; it is compiled against
+// the C++ headers of the same DuckDB release, which scripts/setup unpacks from the
+// libduckdb-sys crate into DUCKDB_CPP_INCLUDE_DIR.
 fn main() {
     println!("cargo:rerun-if-env-changed=DUCKDB_LIB_DIR");
+    println!("cargo:rerun-if-env-changed=DUCKDB_CPP_INCLUDE_DIR");
+    println!("cargo:rerun-if-changed=src/engine/shim.cpp");
     println!("cargo:rustc-link-arg=-Wl,-rpath,$ORIGIN");
     if let Ok(dir) = std::env::var("DUCKDB_LIB_DIR") {
         println!("cargo:rustc-link-arg=-Wl,-rpath,{dir}");
     }
+    let Ok(include) = std::env::var("DUCKDB_CPP_INCLUDE_DIR") else {
+        panic!(
+            "DUCKDB_CPP_INCLUDE_DIR is not set: it names the C++ headers of DuckDB 1.5.5 that \
+             scripts/setup unpacks (source scripts/lib.sh, or run scripts/setup first)"
+        );
+    };
+    cc::Build::new()
+        .cpp(true)
+        .std("c++17")
+        .file("src/engine/shim.cpp")
+        .include(&include)
+        // The release build of libduckdb.so: the same class layouts as its headers without DEBUG.
+        .define("NDEBUG", None)
+        .warnings(false)
+        .compile("llm_sql_duckdb_shim");
 }

@@ -26,6 +26,8 @@ export PGRX_HOME="$LLM_SQL_CACHE/pgrx"
 export PATH="$LLM_SQL_CACHE/tools/bin:$HOME/.cargo/bin:$PATH"
 # libduckdb.so is linked from, and installed next to, the extension in PostgreSQL's lib dir.
 export DUCKDB_LIB_DIR="$PG_PKGLIBDIR"
+# DuckDB's C++ headers of the same release, for src/engine/shim.cpp (unpacked by scripts/setup).
+export DUCKDB_CPP_INCLUDE_DIR="$LLM_SQL_CACHE/duckdb-$DUCKDB_VERSION-include"
 
 die() { printf '\n\033[1;31merror:\033[0m %s\n' "$*" >&2; exit 1; }
 step() { printf '\033[1;34m==>\033[0m %s\n' "$*"; }

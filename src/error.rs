@@ -266,6 +266,9 @@ impl From<DuckError> for Error {
             DuckClass::Permission if text.contains("LocalFileSystem") => out
                 .with_detail(crate::engine::security::FILES_RULE)
                 .with_hint("Ask a superuser to GRANT pg_read_server_files, pg_write_server_files TO your role."),
+            DuckClass::Permission if text.contains(crate::engine::security::WITHDRAWN_MARK) => {
+                out.with_hint("Attach databases with llm_sql.attach() and query them by alias.")
+            }
             DuckClass::Fatal => out.with_hint(
                 "The DuckDB instance of this session was discarded; the next call starts a fresh one.",
             ),

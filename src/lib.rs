@@ -14,6 +14,7 @@ mod llm;
 mod local;
 mod nl2sql;
 mod plans;
+mod procedure;
 mod pushdown;
 mod quote;
 mod run_as;
@@ -37,6 +38,7 @@ pub extern "C-unwind" fn _PG_init() {
     settings::init();
     api::scan::init();
     attach::registry::init();
+    nl2sql::sandbox::init();
     worker::register();
 }
 

@@ -34,6 +34,7 @@ pub enum LlmApi {
 pub static LLM_URL: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c"http://127.0.0.1:11434"));
 pub static LLM_API: GucSetting<LlmApi> = GucSetting::<LlmApi>::new(LlmApi::Ollama);
+/// Only ever empty: see `llm::key`.
 pub static LLM_API_KEY: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 pub static CHAT_MODEL: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c"qwen2.5-coder:7b"));
@@ -51,6 +52,8 @@ pub static MAX_ROWS: GucSetting<i32> = GucSetting::<i32>::new(1_000);
 pub static ASK_MAX_ATTEMPTS: GucSetting<i32> = GucSetting::<i32>::new(3);
 pub static ASK_MIN_CONFIDENCE: GucSetting<f64> = GucSetting::<f64>::new(0.7);
 pub static ASK_SCHEMAS: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c""));
+pub static ASK_TRUSTED_ROLES: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c""));
 pub static ASK_CONTEXT_BUDGET: GucSetting<i32> = GucSetting::<i32>::new(24_000);
 pub static ASK_CACHE_TTL_S: GucSetting<i32> = GucSetting::<i32>::new(86_400);
 
@@ -141,18 +144,19 @@ fn llm_settings() {
         GucContext::Suset,
         GucFlags::default(),
     );
-    // SAFETY: show_api_key is a plain function that never raises an error.
+    // No longer a setting (see llm::key); kept only to refuse values with a pointer there.
+    // SAFETY: refuse_api_key only reads its argument and sets the check message.
     unsafe {
         GucRegistry::define_string_guc_with_hooks(
             c"llm_sql.llm_api_key",
-            c"API key sent as a Bearer token to the LLM server; never shown.",
-            c"SHOW displays ******** when set.",
+            c"Not used: the LLM API key is set with SELECT llm_sql.set_llm_api_key(...).",
+            c"Settings can be read by other roles; any value here is refused.",
             &LLM_API_KEY,
             GucContext::Suset,
             GucFlags::SUPERUSER_ONLY | GucFlags::NO_SHOW_ALL,
+            Some(refuse_api_key),
             None,
             None,
-            Some(show_api_key),
         )
     };
     GucRegistry::define_string_guc(
@@ -282,6 +286,14 @@ fn define_ask_settings() {
         GucContext::Userset,
         GucFlags::default(),
     );
+    GucRegistry::define_string_guc(
+        c"llm_sql.ask_trusted_roles",
+        c"Roles (comma-separated) whose IMMUTABLE and STABLE functions queries written by llm_sql.ask may call.",
+        c"Besides your own functions and superusers' (extensions). Functions of other roles never run in them.",
+        &ASK_TRUSTED_ROLES,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
     GucRegistry::define_int_guc(
         c"llm_sql.ask_context_budget",
         c"Most characters of schema description in an llm_sql.ask prompt.",
@@ -304,12 +316,29 @@ fn define_ask_settings() {
     );
 }
 
-/// SHOW llm_sql.llm_api_key: whether a key is set, never the key.
+/// Check hook of `llm_sql.llm_api_key`: only the empty value passes.
 #[pgrx::pg_guard]
-unsafe extern "C-unwind" fn show_api_key() -> *const std::ffi::c_char {
-    match string(&LLM_API_KEY) {
-        Some(_) => c"********".as_ptr(),
-        None => c"".as_ptr(),
+unsafe extern "C-unwind" fn refuse_api_key(
+    new_value: *mut *mut std::ffi::c_char,
+    _extra: *mut *mut std::ffi::c_void,
+    _source: pgrx::pg_sys::GucSource::Type,
+) -> bool {
+    // SAFETY: Postgres passes a valid pointer to the proposed value (NULL for no value); the
+    // message is copied into memory Postgres frees.
+    unsafe {
+        let value = if new_value.is_null() || (*new_value).is_null() {
+            None
+        } else {
+            Some(CStr::from_ptr(*new_value).to_string_lossy().into_owned())
+        };
+        match crate::llm::key::refuse_setting(value.as_deref()) {
+            Ok(()) => true,
+            Err(message) => {
+                let message = CString::new(message).unwrap_or_default();
+                pgrx::pg_sys::GUC_check_errmsg_string = pgrx::pg_sys::pstrdup(message.as_ptr());
+                false
+            }
+        }
     }
 }
 

@@ -1,7 +1,8 @@
 //! The embedding background worker: drains `llm_sql.embedding_queue` of one database
 //! (`llm_sql.worker_database`) every `llm_sql.worker_naptime`, when llm_sql is in
 //! `shared_preload_libraries`. It connects as the bootstrap superuser but reads and writes each
-//! table as the role that set up its auto-embedding (see `embeddings::queue`).
+//! table as the role that set up its auto-embedding (see `embeddings::queue`), and its own SQL
+//! resolves names only in `pg_catalog` and llm_sql's schema.
 
 use std::time::Duration;
 
@@ -55,6 +56,12 @@ pub extern "C-unwind" fn llm_sql_embedding_worker_main(_arg: pg_sys::Datum) {
         }
     };
     BackgroundWorker::connect_worker_to_spi(Some(&database), None);
+    // The worker is a superuser session: whatever it runs itself resolves names only in
+    // pg_catalog and llm_sql's schema, never in schemas other roles can create objects in.
+    // SAFETY: sets a built-in setting for the session, inside a transaction.
+    BackgroundWorker::transaction(|| unsafe {
+        crate::run_as::pin_search_path(pg_sys::GucAction::GUC_ACTION_SET)
+    });
     log!("llm_sql embedding worker started for database \"{database}\"");
     loop {
         drain();

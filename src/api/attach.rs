@@ -1,8 +1,14 @@
-//! Attachments from SQL: llm_sql.attach, detach, attachments, grant_attachment,
-//! revoke_attachment. The C-level functions below take plain arguments; the SQL wrappers at the
-//! end give them the documented signatures (a parameter named `type`, `name` columns).
+//! Attachments from SQL: llm_sql.attach, detach, attachments, import_schema, grant_attachment,
+//! revoke_attachment. Each is the C function itself, declared with its documented signature (a
+//! parameter named `type`, `name` arguments and columns): no SQL wrapper, no internal function.
+
+use std::ffi::CStr;
 
 use pgrx::datum::TimestampWithTimeZone;
+use pgrx::pg_sys;
+use pgrx::pgrx_sql_entity_graph::metadata::{
+    ArgumentError, ReturnsError, ReturnsRef, SqlMappingRef, SqlTranslatable, TypeOrigin,
+};
 use pgrx::prelude::*;
 use pgrx::JsonB;
 
@@ -11,8 +17,18 @@ use crate::attach::{self, dsn};
 use crate::error::{Error, OrReport, Result};
 use crate::quote;
 
-#[pg_extern(volatile, parallel_unsafe, name = "attach_internal")]
-fn attach_internal(
+#[pg_extern(
+    volatile,
+    parallel_unsafe,
+    sql = r#"
+CREATE FUNCTION llm_sql.attach(alias text, dsn text, type text DEFAULT NULL,
+                               read_only boolean DEFAULT true, persist boolean DEFAULT true)
+    RETURNS jsonb LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';
+COMMENT ON FUNCTION llm_sql.attach(text, text, text, boolean, boolean) IS
+    'Attaches a SQLite or DuckDB file, or a PostgreSQL or MySQL server, to DuckDB under an alias';
+"#
+)]
+fn attach_database(
     alias: Option<&str>,
     dsn: Option<&str>,
     kind: Option<&str>,
@@ -38,10 +54,54 @@ fn detach(alias: Option<&str>, if_exists: default!(Option<bool>, false)) -> bool
     run().or_report()
 }
 
+/// A role's name as a Postgres `name` value (pgrx maps no Rust type to `name`).
+pub struct RoleName(String);
+
+impl IntoDatum for RoleName {
+    fn into_datum(self) -> Option<pg_sys::Datum> {
+        let bytes = self.0.as_bytes();
+        let len = bytes.len().min(pg_sys::NAMEDATALEN as usize - 1);
+        // SAFETY: a zeroed NameData of NAMEDATALEN bytes in the current memory context, with
+        // at most NAMEDATALEN - 1 bytes copied in (role names are never longer).
+        unsafe {
+            let name = pg_sys::palloc0(pg_sys::NAMEDATALEN as usize).cast::<u8>();
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), name, len);
+            Some(pg_sys::Datum::from(name))
+        }
+    }
+
+    fn type_oid() -> pg_sys::Oid {
+        pg_sys::NAMEOID
+    }
+}
+
+// SAFETY: returns the datum `into_datum` made (or NULL), as pgrx does for its own types.
+unsafe impl pgrx::callconv::BoxRet for RoleName {
+    unsafe fn box_into<'fcx>(
+        self,
+        fcinfo: &mut pgrx::callconv::FcInfo<'fcx>,
+    ) -> pgrx::datum::Datum<'fcx> {
+        match self.into_datum() {
+            // SAFETY: a datum of the declared return type.
+            Some(datum) => unsafe { fcinfo.return_raw_datum(datum) },
+            None => fcinfo.return_null(),
+        }
+    }
+}
+
+// SAFETY: the SQL type is `name`, which `into_datum` produces.
+unsafe impl SqlTranslatable for RoleName {
+    const TYPE_IDENT: &'static str = pgrx::pgrx_resolved_type!(RoleName);
+    const TYPE_ORIGIN: TypeOrigin = TypeOrigin::External;
+    const ARGUMENT_SQL: Result<SqlMappingRef, ArgumentError> = Ok(SqlMappingRef::literal("name"));
+    const RETURN_SQL: Result<ReturnsRef, ReturnsError> =
+        Ok(ReturnsRef::One(SqlMappingRef::literal("name")));
+}
+
 // pgrx needs the row type spelled out inline.
 #[allow(clippy::type_complexity)]
 #[pg_extern(volatile, parallel_unsafe)]
-fn attachments_internal() -> TableIterator<
+fn attachments() -> TableIterator<
     'static,
     (
         name!(alias, String),
@@ -50,7 +110,7 @@ fn attachments_internal() -> TableIterator<
         name!(read_only, bool),
         name!(persistent, bool),
         name!(attached_in_session, bool),
-        name!(owner, Option<String>),
+        name!(owner, Option<RoleName>),
         name!(created_at, Option<TimestampWithTimeZone>),
     ),
 > {
@@ -60,12 +120,9 @@ fn attachments_internal() -> TableIterator<
         .map(|(entry, here)| {
             // SAFETY: catalog lookup; NULL when the owner role was dropped.
             let owner = unsafe {
-                let name = pgrx::pg_sys::GetUserNameFromId(entry.owner, true);
-                (!name.is_null()).then(|| {
-                    std::ffi::CStr::from_ptr(name)
-                        .to_string_lossy()
-                        .into_owned()
-                })
+                let name = pg_sys::GetUserNameFromId(entry.owner, true);
+                (!name.is_null())
+                    .then(|| RoleName(CStr::from_ptr(name).to_string_lossy().into_owned()))
             };
             (
                 entry.alias,
@@ -131,61 +188,54 @@ fn import_schema(
     run().or_report()
 }
 
-fn role_oid(role: Option<&str>) -> Result<pgrx::pg_sys::Oid> {
+fn role_oid(role: Option<&CStr>) -> Result<pg_sys::Oid> {
     let role = required(role, "role")?;
-    let name = std::ffi::CString::new(role)
-        .map_err(|_| Error::invalid_parameter("role must not contain NUL bytes"))?;
     // SAFETY: get_role_oid with missing_ok = true on a NUL-terminated name.
-    let oid = unsafe { pgrx::pg_sys::get_role_oid(name.as_ptr(), true) };
-    if oid == pgrx::pg_sys::Oid::INVALID {
+    let oid = unsafe { pg_sys::get_role_oid(role.as_ptr(), true) };
+    if oid == pg_sys::Oid::INVALID {
         return Err(Error::new(
             pgrx::PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
-            format!("role \"{role}\" does not exist"),
+            format!("role \"{}\" does not exist", role.to_string_lossy()),
         ));
     }
     Ok(oid)
 }
 
-#[pg_extern(volatile, parallel_unsafe)]
-fn grant_attachment_internal(alias: Option<&str>, role: Option<&str>) {
+#[pg_extern(
+    volatile,
+    parallel_unsafe,
+    sql = r#"
+CREATE FUNCTION llm_sql.grant_attachment(alias text, role name) RETURNS void
+    LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';
+COMMENT ON FUNCTION llm_sql.grant_attachment(text, name) IS
+    'Lets a role (and its members) use an attachment; its owner or a superuser may';
+"#
+)]
+fn grant_attachment(alias: Option<&str>, role: Option<&CStr>) {
     let run = || attach::set_grant(required(alias, "alias")?, role_oid(role)?, true);
     run().or_report()
 }
 
-#[pg_extern(volatile, parallel_unsafe)]
-fn revoke_attachment_internal(alias: Option<&str>, role: Option<&str>) {
+#[pg_extern(
+    volatile,
+    parallel_unsafe,
+    sql = r#"
+CREATE FUNCTION llm_sql.revoke_attachment(alias text, role name) RETURNS void
+    LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';
+COMMENT ON FUNCTION llm_sql.revoke_attachment(text, name) IS
+    'Takes back what grant_attachment gave';
+"#
+)]
+fn revoke_attachment(alias: Option<&str>, role: Option<&CStr>) {
     let run = || attach::set_grant(required(alias, "alias")?, role_oid(role)?, false);
     run().or_report()
 }
 
 pgrx::extension_sql!(
     r#"
-CREATE FUNCTION llm_sql.attach(alias text, dsn text, type text DEFAULT NULL,
-                               read_only boolean DEFAULT true, persist boolean DEFAULT true)
-    RETURNS jsonb LANGUAGE sql VOLATILE PARALLEL UNSAFE
-    RETURN llm_sql.attach_internal(alias, dsn, type, read_only, persist);
-COMMENT ON FUNCTION llm_sql.attach(text, text, text, boolean, boolean) IS
-    'Attaches a SQLite or DuckDB file, or a PostgreSQL or MySQL server, to DuckDB under an alias';
-CREATE FUNCTION llm_sql.attachments()
-    RETURNS TABLE (alias text, type text, dsn text, read_only boolean, persistent boolean,
-                   attached_in_session boolean, owner name, created_at timestamptz)
-    LANGUAGE sql VOLATILE PARALLEL UNSAFE
-    AS $$ SELECT alias, type, dsn, read_only, persistent, attached_in_session, owner::name, created_at
-          FROM llm_sql.attachments_internal() $$;
 COMMENT ON FUNCTION llm_sql.attachments() IS
     'The attachments you may use (passwords shown as ********)';
-CREATE FUNCTION llm_sql.grant_attachment(alias text, role name) RETURNS void
-    LANGUAGE sql VOLATILE PARALLEL UNSAFE
-    RETURN llm_sql.grant_attachment_internal(alias, role::text);
-CREATE FUNCTION llm_sql.revoke_attachment(alias text, role name) RETURNS void
-    LANGUAGE sql VOLATILE PARALLEL UNSAFE
-    RETURN llm_sql.revoke_attachment_internal(alias, role::text);
 "#,
     name = "attachment_functions",
-    requires = [
-        attach_internal,
-        attachments_internal,
-        grant_attachment_internal,
-        revoke_attachment_internal
-    ],
+    requires = [attachments],
 );

@@ -1,110 +1,188 @@
 //! SQL surface of embeddings into pgvector columns: embed_column (backfill), auto_embed and
-//! its queue, and the searches. The procedures are PL/pgSQL so that they can COMMIT between
-//! batches; the work of each batch is in Rust (`crate::embeddings`).
+//! its queue, and the searches. Every one is a C function of this library: no SQL-language
+//! wrapper whose names the caller's search_path could redirect, and no internal function for
+//! PUBLIC to call. The two procedures commit between batches (`crate::procedure`).
+
+use std::ffi::CStr;
 
 use pgrx::datum::JsonB;
-use pgrx::pg_sys::Oid;
+use pgrx::pg_sys::{self, Oid};
 use pgrx::prelude::*;
+use pgrx::PgSqlErrorCode;
 
-use crate::embeddings::{self, backfill, queue, search};
-use crate::error::{Error, OrReport};
+use crate::embeddings::{backfill, queue, search};
+use crate::error::{Error, OrReport, Result};
 use crate::llm;
+use crate::procedure::Transactions;
 
-#[pg_extern(volatile, parallel_unsafe, name = "_embed_column_start")]
-fn embed_column_start(
-    tbl: Oid,
-    source_column: &str,
-    target_column: &str,
-    model: Option<&str>,
-) -> TableIterator<
-    'static,
-    (
-        name!(job, i64),
-        name!(rows_total, i64),
-        name!(model, String),
-    ),
-> {
-    let model = llm::embedding_model(model).or_report();
-    let (job, total) = backfill::start(tbl, source_column, target_column, &model).or_report();
-    TableIterator::once((job, total, model))
-}
-
-#[pg_extern(volatile, parallel_unsafe, name = "_embed_column_batch")]
-fn embed_column_batch(
-    job: i64,
-    tbl: Oid,
-    source_column: &str,
-    target_column: &str,
-    batch_size: Option<i32>,
-    model: &str,
-    after: &str,
-) -> TableIterator<'static, (name!(embedded, i64), name!(next, Option<String>))> {
-    let batch_size = embeddings::batch_size(batch_size).or_report();
-    let (embedded, next) = backfill::batch(
-        job,
-        tbl,
-        source_column,
-        target_column,
-        batch_size,
-        model,
-        after,
-    )
-    .or_report();
-    TableIterator::once((embedded, next))
-}
-
-#[pg_extern(volatile, parallel_unsafe, name = "_embed_column_finish")]
-fn embed_column_finish(job: i64) {
-    backfill::finish(job).or_report()
-}
-
-#[pg_extern(volatile, parallel_unsafe, name = "_embed_column_failed")]
-fn embed_column_failed(job: i64, error: &str) {
-    backfill::failed(job, error).or_report()
-}
-
-#[pg_extern(volatile, parallel_unsafe, name = "_auto_embed")]
-fn auto_embed(tbl: Oid, source_column: &str, target_column: &str, model: Option<&str>) -> i64 {
-    let model = llm::embedding_model(model).or_report();
-    queue::enable(tbl, source_column, target_column, &model).or_report()
-}
-
-#[pg_extern(volatile, parallel_unsafe, name = "_disable_auto_embed")]
-fn disable_auto_embed(tbl: Oid, target_column: &str) {
-    queue::disable(tbl, target_column).or_report()
-}
-
-/// One batch of the queue: superusers drain every column, other roles the columns set up by
-/// roles they belong to.
-#[pg_extern(volatile, parallel_unsafe, name = "_process_embedding_queue_batch")]
-fn process_embedding_queue_batch(max_rows: i32) -> i64 {
-    if max_rows < 1 {
-        Error::invalid_parameter("max_rows must be at least 1").report();
+/// The table and column arguments every embedding function takes, NULL refused.
+fn required<'a>(
+    function: &str,
+    tbl: Option<Oid>,
+    source_column: Option<&'a CStr>,
+    target_column: Option<&'a CStr>,
+) -> Result<(Oid, &'a str, &'a str)> {
+    let text = |c: Option<&'a CStr>| c.and_then(|c| c.to_str().ok());
+    match (tbl, text(source_column), text(target_column)) {
+        (Some(tbl), Some(source), Some(target)) => Ok((tbl, source, target)),
+        _ => Err(Error::new(
+            PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
+            format!("{function}: tbl, source_column and target_column must not be NULL"),
+        )),
     }
-    // SAFETY: reads whether the current user is a superuser.
-    let everything = unsafe { pgrx::pg_sys::superuser() };
-    queue::process_batch(max_rows as usize, everything).or_report()
 }
 
-#[pg_extern(volatile, parallel_unsafe, name = "_semantic_search")]
-fn semantic_search(
+/// `CALL llm_sql.embed_column(tbl regclass, source_column name, target_column name,
+/// batch_size int DEFAULT NULL, model text DEFAULT NULL)`
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn llm_sql_embed_column(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
+    // SAFETY: declared in SQL with these argument types (regclass is an oid, name a C string).
+    let (tbl, source, target, batch_size, model) = unsafe {
+        (
+            pgrx::fcinfo::pg_getarg::<Oid>(fcinfo, 0),
+            pgrx::fcinfo::pg_getarg::<&CStr>(fcinfo, 1),
+            pgrx::fcinfo::pg_getarg::<&CStr>(fcinfo, 2),
+            pgrx::fcinfo::pg_getarg::<i32>(fcinfo, 3),
+            pgrx::fcinfo::pg_getarg::<String>(fcinfo, 4),
+        )
+    };
+    (|| {
+        let (tbl, source, target) = required("embed_column", tbl, source, target)?;
+        // SAFETY: this is a procedure call.
+        let mut transactions = unsafe { Transactions::begin(fcinfo) };
+        transactions.require_commits("embed_column")?;
+        backfill::run(
+            tbl,
+            source,
+            target,
+            batch_size,
+            model.as_deref(),
+            &mut transactions,
+        )
+    })()
+    .or_report();
+    pg_sys::Datum::from(0)
+}
+
+finfo_v1!(pg_finfo_llm_sql_embed_column);
+
+/// `CALL llm_sql.process_embedding_queue(max_rows int DEFAULT NULL)`
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn llm_sql_process_embedding_queue(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
+    // SAFETY: declared in SQL as (int).
+    let max_rows = unsafe { pgrx::fcinfo::pg_getarg::<i32>(fcinfo, 0) };
+    (|| {
+        // SAFETY: this is a procedure call. Inside a transaction block it drains the queue in
+        // that transaction.
+        let mut transactions = unsafe { Transactions::begin(fcinfo) };
+        queue::drain(max_rows, &mut transactions)
+    })()
+    .or_report();
+    pg_sys::Datum::from(0)
+}
+
+finfo_v1!(pg_finfo_llm_sql_process_embedding_queue);
+
+#[pg_extern(
+    volatile,
+    parallel_unsafe,
+    sql = r#"
+CREATE FUNCTION llm_sql.auto_embed(tbl regclass, source_column name, target_column name,
+                                   model text DEFAULT NULL) RETURNS void
+    LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';
+COMMENT ON FUNCTION llm_sql.auto_embed(regclass, name, name, text) IS
+    'Keeps a vector column up to date: triggers queue changed rows, the worker embeds them';
+"#
+)]
+fn start_auto_embed(
+    tbl: Option<Oid>,
+    source_column: Option<&CStr>,
+    target_column: Option<&CStr>,
+    model: Option<&str>,
+) {
+    (|| {
+        let (tbl, source, target) = required("auto_embed", tbl, source_column, target_column)?;
+        let model = llm::embedding_model(model)?;
+        let queued = queue::enable(tbl, source, target, &model)?;
+        notice!("auto_embed: {target} follows {source}; {queued} existing rows queued");
+        Ok(())
+    })()
+    .or_report()
+}
+
+#[pg_extern(
+    volatile,
+    parallel_unsafe,
+    sql = r#"
+CREATE FUNCTION llm_sql.disable_auto_embed(tbl regclass, target_column name) RETURNS void
+    LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';
+COMMENT ON FUNCTION llm_sql.disable_auto_embed(regclass, name) IS
+    'Stops auto_embed for a column: drops its triggers, its setting and its queued rows';
+"#
+)]
+fn stop_auto_embed(tbl: Option<Oid>, target_column: Option<&CStr>) {
+    let (Some(tbl), Some(target)) = (tbl, target_column.and_then(|c| c.to_str().ok())) else {
+        Error::new(
+            PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
+            "disable_auto_embed: tbl and target_column must not be NULL",
+        )
+        .report()
+    };
+    queue::disable(tbl, target).or_report()
+}
+
+#[pg_extern(
+    volatile,
+    parallel_unsafe,
+    sql = r#"
+CREATE FUNCTION llm_sql.semantic_search(tbl regclass, query text, k int DEFAULT 10,
+                                        embedding_column name DEFAULT 'embedding')
+    RETURNS TABLE(data jsonb, distance float8)
+    LANGUAGE c STRICT VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';
+COMMENT ON FUNCTION llm_sql.semantic_search(regclass, text, int, name) IS
+    'The k rows nearest to the query by cosine distance; data is the row as JSON without the vector';
+"#
+)]
+fn semantic_search_rows(
     tbl: Oid,
     query: &str,
     k: i32,
-    embedding_column: &str,
+    embedding_column: &CStr,
 ) -> TableIterator<'static, (name!(data, JsonB), name!(distance, f64))> {
-    TableIterator::new(search::semantic(tbl, query, k, embedding_column).or_report())
+    let column = embedding_column.to_string_lossy();
+    TableIterator::new(search::semantic(tbl, query, k, &column).or_report())
 }
 
-#[pg_extern(volatile, parallel_unsafe, name = "_hybrid_search")]
-fn hybrid_search(
+#[pg_extern(
+    volatile,
+    parallel_unsafe,
+    sql = r#"
+CREATE FUNCTION llm_sql.hybrid_search(tbl regclass, query text, text_column name, k int DEFAULT 10,
+                                      embedding_column name DEFAULT 'embedding')
+    RETURNS TABLE(data jsonb, score float8)
+    LANGUAGE c STRICT VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';
+COMMENT ON FUNCTION llm_sql.hybrid_search(regclass, text, name, int, name) IS
+    'Vector and full-text ranks fused by reciprocal rank fusion (k = 60)';
+"#
+)]
+fn hybrid_search_rows(
     tbl: Oid,
     query: &str,
-    text_column: &str,
+    text_column: &CStr,
     k: i32,
-    embedding_column: &str,
+    embedding_column: &CStr,
 ) -> TableIterator<'static, (name!(data, JsonB), name!(score, f64))> {
-    TableIterator::new(search::hybrid(tbl, query, text_column, k, embedding_column).or_report())
+    let (text, column) = (
+        text_column.to_string_lossy(),
+        embedding_column.to_string_lossy(),
+    );
+    TableIterator::new(search::hybrid(tbl, query, &text, k, &column).or_report())
 }
 
 /// `llm_sql._enqueue_embedding()`, the trigger function of auto_embed.
@@ -132,24 +210,30 @@ CREATE TABLE llm_sql.embedding_jobs (
     rows_total bigint NOT NULL DEFAULT 0,
     rows_done bigint NOT NULL DEFAULT 0,
     pid int,
-    started_at timestamptz NOT NULL DEFAULT now(),
-    updated_at timestamptz NOT NULL DEFAULT now(),
+    started_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    updated_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
     finished_at timestamptz,
     last_error text,
     UNIQUE (tbl, target_column)
 );
 REVOKE ALL ON llm_sql.embedding_jobs FROM PUBLIC;
 
+-- (Every operator below has operands of exactly the types of a pg_catalog operator, and every
+-- function is qualified: nothing another role created in a schema on the search_path of
+-- CREATE EXTENSION can be bound into the view.)
 CREATE VIEW llm_sql.embedding_progress AS
 SELECT j.tbl AS table_name, j.source_column, j.target_column, j.model,
        CASE WHEN j.finished_at IS NOT NULL THEN 'done'
             WHEN j.last_error IS NOT NULL THEN 'failed'
             -- state is NULL for other roles' sessions: alive counts as running then.
-            WHEN a.pid IS NOT NULL AND a.state IS DISTINCT FROM 'idle' THEN 'running'
+            WHEN a.pid IS NOT NULL AND a.state IS DISTINCT FROM 'idle'::text THEN 'running'
             ELSE 'interrupted' END AS state,
        j.rows_done, j.rows_total,
-       round(100.0 * j.rows_done / nullif(j.rows_total, 0), 1) AS percent_done,
-       round(j.rows_done / nullif(extract(epoch FROM j.updated_at - j.started_at), 0)) AS rows_per_second,
+       pg_catalog.round(100.0 * j.rows_done::numeric / NULLIF(j.rows_total, 0::bigint)::numeric, 1)
+           AS percent_done,
+       pg_catalog.round(j.rows_done::numeric
+           / NULLIF(EXTRACT(epoch FROM j.updated_at - j.started_at), 0::numeric))
+           AS rows_per_second,
        j.started_at, j.updated_at, j.finished_at, j.last_error
   FROM llm_sql.embedding_jobs j
   LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid = j.pid AND a.backend_start <= j.started_at
@@ -164,7 +248,7 @@ CREATE TABLE llm_sql.auto_embeddings (
     model text NOT NULL,
     run_as oid NOT NULL,
     key_columns name[] NOT NULL,
-    created_at timestamptz NOT NULL DEFAULT now(),
+    created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
     PRIMARY KEY (tbl, target_column)
 );
 REVOKE ALL ON llm_sql.auto_embeddings FROM PUBLIC;
@@ -176,9 +260,9 @@ CREATE TABLE llm_sql.embedding_queue (
     target_column name NOT NULL,
     row_key jsonb NOT NULL,
     version bigint NOT NULL DEFAULT 1,
-    enqueued_at timestamptz NOT NULL DEFAULT now(),
+    enqueued_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
     attempts int NOT NULL DEFAULT 0,
-    next_attempt_at timestamptz NOT NULL DEFAULT now(),
+    next_attempt_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
     last_error text,
     UNIQUE (tbl, target_column, row_key)
 );
@@ -193,141 +277,20 @@ SELECT pg_catalog.pg_extension_config_dump('llm_sql.embedding_queue', '');
 
 CREATE FUNCTION llm_sql._enqueue_embedding() RETURNS trigger
     LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'llm_sql_enqueue_embedding';
+-- Only ever run by the triggers auto_embed creates (as llm_sql's owner).
+REVOKE EXECUTE ON FUNCTION llm_sql._enqueue_embedding() FROM PUBLIC;
 
 CREATE PROCEDURE llm_sql.embed_column(tbl regclass, source_column name, target_column name,
                                       batch_size int DEFAULT NULL, model text DEFAULT NULL)
-LANGUAGE plpgsql AS $proc$
-DECLARE
-    job bigint;
-    total bigint;
-    use_model text;
-    position text := '(0,0)';
-    pass_done bigint := 0;
-    done bigint := 0;
-    batches bigint := 0;
-    started timestamptz := clock_timestamp();
-    step record;
-    err_state text;
-    err_message text;
-    err_detail text;
-    err_hint text;
-BEGIN
-    IF tbl IS NULL OR source_column IS NULL OR target_column IS NULL THEN
-        RAISE EXCEPTION 'embed_column: tbl, source_column and target_column must not be NULL'
-            USING ERRCODE = 'null_value_not_allowed';
-    END IF;
-    SELECT s.job, s.rows_total, s.model INTO job, total, use_model
-      FROM llm_sql._embed_column_start(tbl, source_column, target_column, model) AS s;
-    COMMIT;
-    LOOP
-        BEGIN
-            SELECT b.embedded, b.next INTO step
-              FROM llm_sql._embed_column_batch(job, tbl, source_column, target_column, batch_size,
-                                               use_model, position) AS b;
-        EXCEPTION WHEN OTHERS THEN
-            -- (A cancel is not caught here: it ends the call, and the view shows 'interrupted'.)
-            GET STACKED DIAGNOSTICS err_state = RETURNED_SQLSTATE, err_message = MESSAGE_TEXT,
-                err_detail = PG_EXCEPTION_DETAIL, err_hint = PG_EXCEPTION_HINT;
-        END;
-        IF err_state IS NOT NULL THEN
-            -- Keep the failure visible in embedding_progress, then raise it as it was.
-            PERFORM llm_sql._embed_column_failed(job, err_message);
-            COMMIT;
-            RAISE EXCEPTION USING ERRCODE = err_state, MESSAGE = err_message,
-                DETAIL = coalesce(err_detail, ''), HINT = coalesce(err_hint, '');
-        END IF;
-        COMMIT;
-        done := done + step.embedded;
-        pass_done := pass_done + step.embedded;
-        batches := batches + 1;
-        IF batches % 10 = 0 THEN
-            RAISE NOTICE 'embed_column: % of % rows embedded (% rows/s)', done, total,
-                round(done / greatest(extract(epoch FROM clock_timestamp() - started), 0.001));
-        END IF;
-        IF step.next IS NULL THEN
-            -- End of the table: one more pass catches rows added behind the walk.
-            EXIT WHEN pass_done = 0;
-            position := '(0,0)';
-            pass_done := 0;
-        ELSE
-            position := step.next;
-        END IF;
-    END LOOP;
-    PERFORM llm_sql._embed_column_finish(job);
-    COMMIT;
-    RAISE NOTICE 'embed_column: % rows embedded into %.% in % batches', done, tbl, target_column, batches;
-END
-$proc$;
+    LANGUAGE c AS 'MODULE_PATHNAME', 'llm_sql_embed_column';
 COMMENT ON PROCEDURE llm_sql.embed_column(regclass, name, name, int, text) IS
     'Fills every row whose target is NULL and whose source has text, committing each batch; resumable';
 
-CREATE FUNCTION llm_sql.auto_embed(tbl regclass, source_column name, target_column name,
-                                   model text DEFAULT NULL) RETURNS void
-LANGUAGE plpgsql AS $fn$
-DECLARE queued bigint;
-BEGIN
-    IF tbl IS NULL OR source_column IS NULL OR target_column IS NULL THEN
-        RAISE EXCEPTION 'auto_embed: tbl, source_column and target_column must not be NULL'
-            USING ERRCODE = 'null_value_not_allowed';
-    END IF;
-    queued := llm_sql._auto_embed(tbl, source_column, target_column, model);
-    RAISE NOTICE 'auto_embed: %.% follows %; % existing rows queued', tbl, target_column,
-        source_column, queued;
-END
-$fn$;
-COMMENT ON FUNCTION llm_sql.auto_embed(regclass, name, name, text) IS
-    'Keeps a vector column up to date: triggers queue changed rows, the worker embeds them';
-
-CREATE FUNCTION llm_sql.disable_auto_embed(tbl regclass, target_column name) RETURNS void
-LANGUAGE sql AS $fn$ SELECT llm_sql._disable_auto_embed(tbl, target_column) $fn$;
-
 CREATE PROCEDURE llm_sql.process_embedding_queue(max_rows int DEFAULT NULL)
-LANGUAGE plpgsql AS $proc$
-DECLARE
-    handled bigint;
-    total bigint := 0;
-    batch int := current_setting('llm_sql.embedding_batch_size')::int;
-BEGIN
-    IF max_rows IS NOT NULL AND max_rows < 1 THEN
-        RAISE EXCEPTION 'max_rows must be at least 1' USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    LOOP
-        handled := llm_sql._process_embedding_queue_batch(
-            CASE WHEN max_rows IS NULL THEN batch ELSE least(batch, max_rows - total) END::int);
-        COMMIT;
-        total := total + handled;
-        EXIT WHEN handled = 0 OR (max_rows IS NOT NULL AND total >= max_rows);
-    END LOOP;
-    RAISE NOTICE 'process_embedding_queue: % queue entries handled', total;
-END
-$proc$;
-
-CREATE FUNCTION llm_sql.semantic_search(tbl regclass, query text, k int DEFAULT 10,
-                                        embedding_column name DEFAULT 'embedding')
-RETURNS TABLE(data jsonb, distance float8)
-LANGUAGE sql AS $fn$ SELECT * FROM llm_sql._semantic_search(tbl, query, k, embedding_column) $fn$;
-COMMENT ON FUNCTION llm_sql.semantic_search(regclass, text, int, name) IS
-    'The k rows nearest to the query by cosine distance; data is the row as JSON without the vector';
-
-CREATE FUNCTION llm_sql.hybrid_search(tbl regclass, query text, text_column name, k int DEFAULT 10,
-                                      embedding_column name DEFAULT 'embedding')
-RETURNS TABLE(data jsonb, score float8)
-LANGUAGE sql AS $fn$ SELECT * FROM llm_sql._hybrid_search(tbl, query, text_column, k, embedding_column) $fn$;
-COMMENT ON FUNCTION llm_sql.hybrid_search(regclass, text, name, int, name) IS
-    'Vector and full-text ranks fused by reciprocal rank fusion (k = 60)';
+    LANGUAGE c AS 'MODULE_PATHNAME', 'llm_sql_process_embedding_queue';
+COMMENT ON PROCEDURE llm_sql.process_embedding_queue(int) IS
+    'Embeds the queued rows of auto-embedded columns now, committing each batch';
 "#,
     name = "embedding_objects",
-    requires = [
-        "schema_usage",
-        "attachment_registry",
-        embed_column_start,
-        embed_column_batch,
-        embed_column_finish,
-        embed_column_failed,
-        auto_embed,
-        disable_auto_embed,
-        process_embedding_queue_batch,
-        semantic_search,
-        hybrid_search
-    ],
+    requires = ["schema_usage", "attachment_registry"],
 );

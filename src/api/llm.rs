@@ -3,7 +3,7 @@
 //! NULL in, NULL out. An empty prompt is an error; an empty or whitespace-only text has no
 //! embedding (NULL), and is never sent to the server.
 
-use pgrx::datum::JsonB;
+use pgrx::datum::{JsonB, TimestampWithTimeZone};
 use pgrx::pg_sys::{self, Datum};
 use pgrx::prelude::*;
 use serde_json::Value;
@@ -57,22 +57,31 @@ fn chat(
 
 // (pgrx reads the SQL columns from this signature, so the type is spelled out.)
 #[allow(clippy::type_complexity)]
-#[pg_extern(volatile, parallel_unsafe, name = "_models")]
-fn models_internal() -> TableIterator<
+#[pg_extern(volatile, parallel_unsafe, name = "models")]
+fn models() -> TableIterator<
     'static,
     (
         name!(name, String),
         name!(size, Option<i64>),
-        name!(modified_at, Option<String>),
-        name!(created, Option<i64>),
+        name!(modified_at, Option<TimestampWithTimeZone>),
     ),
 > {
     let models = llm::models().or_report();
-    TableIterator::new(
-        models
-            .into_iter()
-            .map(|m| (m.name, m.size, m.modified_at, m.created)),
-    )
+    TableIterator::new(models.into_iter().map(|m| {
+        // Ollama sends a timestamp, OpenAI-compatible servers seconds since the epoch.
+        let modified = m
+            .modified_at
+            .as_deref()
+            .and_then(|t| t.parse::<TimestampWithTimeZone>().ok())
+            .or_else(|| m.created.map(|s| pgrx::datum::to_timestamp(s as f64)));
+        (m.name, m.size, modified)
+    }))
+}
+
+/// `llm_sql.set_llm_api_key(key)`: superusers and llm_sql's owner only.
+#[pg_extern(volatile, parallel_unsafe, name = "set_llm_api_key")]
+fn set_llm_api_key(key: Option<&str>) {
+    llm::key::set(key).or_report()
 }
 
 #[pg_extern(volatile, parallel_unsafe)]
@@ -176,12 +185,10 @@ CREATE FUNCTION llm_sql.embed(inputs text[], model text DEFAULT NULL) RETURNS ve
     AS 'MODULE_PATHNAME', 'llm_sql_embed_array';
 COMMENT ON FUNCTION llm_sql.embed(text[], text) IS
     'Embeddings of many texts in order, one request per llm_sql.embedding_batch_size texts';
-CREATE FUNCTION llm_sql.models() RETURNS TABLE(name text, size bigint, modified_at timestamptz)
-    LANGUAGE sql VOLATILE PARALLEL UNSAFE
-    AS $$ SELECT m.name, m.size, coalesce(m.modified_at::timestamptz, pg_catalog.to_timestamp(m.created))
-          FROM llm_sql._models() AS m $$;
 COMMENT ON FUNCTION llm_sql.models() IS 'The models the LLM server offers';
+COMMENT ON FUNCTION llm_sql.set_llm_api_key(text) IS
+    'Sets the LLM server''s API key (NULL removes it); superusers and llm_sql''s owner only';
 "#,
     name = "llm_functions",
-    requires = ["schema_usage", models_internal],
+    requires = ["schema_usage", models, set_llm_api_key],
 );

@@ -20,6 +20,7 @@ mod embed;
 pub mod fdw;
 mod llm;
 pub mod query;
+mod retired;
 mod rows;
 pub mod scan;
 mod srf;

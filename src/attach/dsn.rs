@@ -375,6 +375,14 @@ pub fn key_values(dsn: &str) -> Option<Vec<(String, String)>> {
     (!pairs.is_empty()).then_some(pairs)
 }
 
+/// `conninfo` (libpq key=value pairs) with `key` set to `value`, in place of any value it had.
+pub fn with_pair(conninfo: &str, key: &str, value: &str) -> String {
+    let mut pairs = key_values(conninfo).unwrap_or_default();
+    pairs.retain(|(k, _)| k != key);
+    pairs.push((key.to_string(), value.to_string()));
+    join_pairs(&pairs, true)
+}
+
 /// Writes pairs back as `key='value' …` (libpq quoting) or plain `key=value …`.
 fn join_pairs(pairs: &[(String, String)], quoted: bool) -> String {
     let mut out = String::new();

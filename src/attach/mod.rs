@@ -8,10 +8,7 @@
 
 pub mod dsn;
 pub mod registry;
-
-use std::io::Read;
-use std::net::{TcpStream, ToSocketAddrs};
-use std::time::{Duration, Instant};
+mod server;
 
 use pgrx::pg_sys::{self, Oid};
 use pgrx::PgSqlErrorCode;
@@ -275,14 +272,52 @@ pub fn visible() -> Result<Vec<(Entry, bool)>> {
 
 /// Tests a new source in a scratch DuckDB (never the one that runs user SQL), so that nothing
 /// is remembered when it does not work. Returns how many tables it has.
+///
+/// For a MySQL server attached by a role that is not a superuser, also proves that the server
+/// checks passwords: it must refuse the same login with a wrong one (see [`server`]).
 fn test_source(entry: &Entry) -> Result<usize> {
     let scratch = engine::Scratch::open()?;
-    attach_into(scratch.conn(), entry)
+    let tables = attach_into(scratch.conn(), entry)?;
+    // SAFETY: catalog lookup on the backend thread.
+    if entry.kind == Kind::Mysql && !unsafe { pg_sys::superuser_arg(entry.owner) } {
+        let probe = Entry {
+            alias: format!("{}_password_probe", entry.alias),
+            ..entry.clone()
+        };
+        let wrong = format!("llm-sql-wrong-{:x}", rand_u64());
+        let checked = engine::Scratch::open()?;
+        if attach_with_password(checked.conn(), &probe, Some(&wrong)).is_ok() {
+            return Err(server::accepted_wrong_password(&entry.alias));
+        }
+    }
+    Ok(tables)
+}
+
+/// A number no one guesses, for a password that must be wrong.
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default(),
+    );
+    hasher.finish()
 }
 
 /// Attaches `entry` on `conn` (loading its extension first) and counts its tables, which also
 /// proves the source is readable (SQLite opens files lazily).
 pub fn attach_into(conn: &Connection, entry: &Entry) -> Result<usize> {
+    attach_with_password(conn, entry, None)
+}
+
+/// [`attach_into`], with `password_override` in place of the DSN's password.
+fn attach_with_password(
+    conn: &Connection,
+    entry: &Entry,
+    password_override: Option<&str>,
+) -> Result<usize> {
     let alias = &entry.alias;
     let mut password = None;
     let source = if entry.kind.is_file() {
@@ -304,21 +339,27 @@ pub fn attach_into(conn: &Connection, entry: &Entry) -> Result<usize> {
         entry.dsn.clone()
     } else {
         let Connect {
-            mut conninfo,
+            conninfo,
             password: p,
         } = dsn::split_password(entry.kind, &entry.dsn)?;
-        password = p;
+        password = password_override.map(str::to_string).or(p);
+        let mut conninfo = server::connection_for(
+            entry.kind,
+            alias,
+            &conninfo,
+            password.as_deref(),
+            entry.owner,
+        )?;
         let timeout = settings::attach_timeout();
-        match entry.kind {
-            Kind::Postgres => {
-                let has_timeout = dsn::key_values(&conninfo)
-                    .is_some_and(|pairs| pairs.iter().any(|(k, _)| k == "connect_timeout"));
-                if !has_timeout {
-                    conninfo.push_str(&format!(" connect_timeout={}", timeout.as_secs().max(2)));
-                }
+        if entry.kind == Kind::Postgres {
+            let has_timeout = dsn::key_values(&conninfo)
+                .is_some_and(|pairs| pairs.iter().any(|(k, _)| k == "connect_timeout"));
+            if !has_timeout {
+                conninfo.push_str(&format!(" connect_timeout={}", timeout.as_secs().max(2)));
             }
-            _ => probe_mysql(&conninfo, timeout).map_err(|e| scrubbed(e, password.as_deref()))?,
         }
+        server::wait_for_answer(entry.kind, &conninfo, timeout)
+            .map_err(|e| scrubbed(e, password.as_deref()))?;
         conninfo
     };
     let run =
@@ -395,82 +436,6 @@ fn scrubbed(mut error: Error, password: Option<&str>) -> Error {
     error
 }
 
-/// DuckDB's MySQL client has no connect timeout: a host that accepts the connection and never
-/// answers would hang the backend. Wait for the server's greeting first, for at most `timeout`.
-fn probe_mysql(conninfo: &str, timeout: Duration) -> Result<()> {
-    let (host, port) = match conninfo.strip_prefix("mysql://") {
-        Some(rest) => {
-            let authority = rest.split(['/', '?']).next().unwrap_or("");
-            let hostport = authority.rsplit('@').next().unwrap_or("");
-            match hostport.rsplit_once(':') {
-                Some((h, p)) => (h.to_string(), p.parse().unwrap_or(3306)),
-                None => (hostport.to_string(), 3306),
-            }
-        }
-        None => {
-            let pairs = dsn::key_values(conninfo).unwrap_or_default();
-            let get = |k: &str| {
-                pairs
-                    .iter()
-                    .find(|(key, _)| key == k)
-                    .map(|(_, v)| v.clone())
-            };
-            if get("socket").is_some() {
-                return Ok(());
-            }
-            (
-                get("host").unwrap_or_else(|| "localhost".into()),
-                get("port").and_then(|p| p.parse().ok()).unwrap_or(3306),
-            )
-        }
-    };
-    let host = if host.is_empty() {
-        "localhost".to_string()
-    } else {
-        host
-    };
-    let unreachable = |why: String| {
-        Error::new(
-            PgSqlErrorCode::ERRCODE_CONNECTION_FAILURE,
-            format!("cannot reach MySQL server at {host}:{port}: {why}"),
-        )
-        .with_hint("Check host and port; llm_sql.attach_timeout bounds the wait.")
-    };
-    let deadline = Instant::now() + timeout;
-    let address = (host.as_str(), port)
-        .to_socket_addrs()
-        .map_err(|e| unreachable(e.to_string()))?
-        .next()
-        .ok_or_else(|| unreachable("the host name has no address".into()))?;
-    let mut stream =
-        TcpStream::connect_timeout(&address, timeout).map_err(|e| unreachable(e.to_string()))?;
-    // Read the first byte of the greeting in short steps, so that a cancel is honoured.
-    let mut byte = [0u8; 1];
-    loop {
-        pgrx::check_for_interrupts!();
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(unreachable(format!(
-                "no answer within llm_sql.attach_timeout ({} ms)",
-                timeout.as_millis()
-            )));
-        }
-        let _ = stream.set_read_timeout(Some(left.min(Duration::from_millis(100))));
-        match stream.read(&mut byte) {
-            Ok(0) => return Err(unreachable("the server closed the connection".into())),
-            Ok(_) => return Ok(()),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock
-                        | std::io::ErrorKind::TimedOut
-                        | std::io::ErrorKind::Interrupted
-                ) => {}
-            Err(e) => return Err(unreachable(e.to_string())),
-        }
-    }
-}
-
 /// What [`sync`] found it cannot do in place.
 pub enum Synced {
     Done,
@@ -501,6 +466,9 @@ pub fn sync(engine: &Engine, conn: &Connection, opening: bool) -> Result<Synced>
         detach_from(conn, &alias)?;
         attached.retain(|e| e.alias != alias);
     }
+    // An extension loaded now brings its functions along: a non-superuser's instance withdraws
+    // them again (when opening, `security::restrict` does it once everything is attached).
+    let mut loaded = false;
     for entry in wanted {
         if attached.iter().any(|e| e.alias == entry.alias) {
             continue;
@@ -518,7 +486,7 @@ pub fn sync(engine: &Engine, conn: &Connection, opening: bool) -> Result<Synced>
         match attach_into(conn, &entry) {
             Ok(_) => {
                 if let Some(x) = entry.kind.extension() {
-                    engine.loaded_extensions.borrow_mut().insert(x);
+                    loaded |= engine.loaded_extensions.borrow_mut().insert(x);
                 }
                 attached.push(entry);
             }
@@ -528,6 +496,9 @@ pub fn sync(engine: &Engine, conn: &Connection, opening: bool) -> Result<Synced>
                 e.message
             ),
         }
+    }
+    if loaded && !opening {
+        crate::engine::security::withdraw_functions(conn, engine.profile)?;
     }
     Ok(Synced::Done)
 }

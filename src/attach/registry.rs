@@ -146,6 +146,11 @@ pub fn as_extension_owner<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
     as_registry_owner(f)?.ok_or_else(missing)
 }
 
+/// The owner of llm_sql's tables: the role that created the extension.
+pub fn extension_owner() -> Result<Oid> {
+    Ok(registry_tables()?.ok_or_else(missing)?.1)
+}
+
 fn missing() -> Error {
     Error::internal("llm_sql's attachment registry is missing")
         .with_hint("Recreate the extension: DROP EXTENSION llm_sql; CREATE EXTENSION llm_sql;")

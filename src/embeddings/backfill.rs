@@ -10,7 +10,7 @@
 //! are requested before the current batch is written, so the model server and Postgres work
 //! at the same time.
 //!
-//! The SQL procedure (plpgsql, which may COMMIT) drives the three functions below; progress is
+//! [`run`] is the procedure (it commits between batches, see `crate::procedure`); progress is
 //! kept in `llm_sql.embedding_jobs` (view `llm_sql.embedding_progress`).
 
 use pgrx::datum::DatumWithOid;
@@ -19,25 +19,78 @@ use pgrx::prelude::*;
 use pgrx::{PgOid, PgSqlErrorCode};
 
 use std::cell::RefCell;
+use std::time::Instant;
 
 use super::{vector, Columns, PendingBatch, HAS_TEXT};
 use crate::attach::registry::as_extension_owner;
 use crate::error::{Error, Result};
 use crate::plans;
+use crate::procedure::Transactions;
+use crate::subxact::{self, OnSuccess};
 
 const TEXT: PgOid = PgOid::BuiltIn(pg_sys::PgBuiltInOids::TEXTOID);
 const INT8: PgOid = PgOid::BuiltIn(pg_sys::PgBuiltInOids::INT8OID);
 
-/// Checks the call, records the job and returns its id and the number of rows to embed.
-pub fn start(table: Oid, source: &str, target: &str, model: &str) -> Result<(i64, i64)> {
-    // SAFETY: reads the transaction state.
-    if unsafe { pg_sys::IsTransactionBlock() } {
-        return Err(Error::new(
-            PgSqlErrorCode::ERRCODE_ACTIVE_SQL_TRANSACTION,
-            "embed_column commits after every batch and cannot run inside a transaction block",
-        )
-        .with_hint("CALL it on its own, not between BEGIN and COMMIT."));
+/// `CALL llm_sql.embed_column(...)`: a batch at a time, each committed, until a pass over the
+/// table finds nothing left to embed. A failed batch is recorded in the job (so that
+/// `embedding_progress` shows it) before its error is raised; a cancel just ends the call.
+pub fn run(
+    table: Oid,
+    source: &str,
+    target: &str,
+    batch_size: Option<i32>,
+    model: Option<&str>,
+    transactions: &mut Transactions,
+) -> Result<()> {
+    let model = crate::llm::embedding_model(model)?;
+    let batch_size = super::batch_size(batch_size)?;
+    let (job, total) = start(table, source, target, &model)?;
+    transactions.commit();
+    let started = Instant::now();
+    let (mut position, mut pass_done, mut done, mut batches) = ("(0,0)".to_string(), 0, 0, 0);
+    loop {
+        let step = subxact::run(OnSuccess::Keep, || {
+            batch(job, table, source, target, batch_size, &model, &position)
+        });
+        let (embedded, next) = match step {
+            Ok(step) => step,
+            Err(error) => {
+                failed(job, &error.message)?;
+                transactions.commit();
+                return Err(error);
+            }
+        };
+        transactions.commit();
+        done += embedded;
+        pass_done += embedded;
+        batches += 1;
+        if batches % 10 == 0 {
+            let rate = done as f64 / started.elapsed().as_secs_f64().max(0.001);
+            notice!("embed_column: {done} of {total} rows embedded ({rate:.0} rows/s)");
+        }
+        match next {
+            Some(next) => position = next,
+            // End of the table: one more pass catches rows added behind the walk.
+            None if pass_done > 0 => {
+                position = "(0,0)".to_string();
+                pass_done = 0;
+            }
+            None => break,
+        }
     }
+    finish(job)?;
+    transactions.commit();
+    let columns = Columns::resolve(table, Some(source), target)?;
+    notice!(
+        "embed_column: {done} rows embedded into {}.{} in {batches} batches",
+        columns.qualified,
+        columns.target
+    );
+    Ok(())
+}
+
+/// Checks the call, records the job and returns its id and the number of rows to embed.
+fn start(table: Oid, source: &str, target: &str, model: &str) -> Result<(i64, i64)> {
     PREFETCH.with(|p| p.borrow_mut().take());
     let columns = Columns::resolve(table, Some(source), target)?;
     let total = Spi::get_one::<i64>(&format!(
@@ -88,7 +141,7 @@ thread_local! {
 
 /// One batch after position `after` (a tid as text). Returns the rows written and where to go
 /// on, or None at the end of the table.
-pub fn batch(
+fn batch(
     job: i64,
     table: Oid,
     source: &str,
@@ -109,17 +162,19 @@ pub fn batch(
         PREFETCH.with(|p| *p.borrow_mut() = Some(upcoming));
     }
     let written = write(&columns, &current.ids, &texts, &vectors)?;
+    // A crash loses at most the last batches, which the next run embeds again: no reason to
+    // wait for each batch's WAL flush. (Set as the caller: the owner's settings are undone.)
+    Spi::connect_mut(|client| {
+        let relaxed = plans::kept(
+            client,
+            "SELECT pg_catalog.set_config('synchronous_commit', 'off', true)",
+            &[],
+            false,
+        )?;
+        client.select(&*relaxed, None, &[]).map(drop)
+    })?;
     as_extension_owner(|| {
         Ok(Spi::connect_mut(|client| {
-            // A crash loses at most the last batches, which the next run embeds again: no
-            // reason to wait for each batch's WAL flush.
-            let relaxed = plans::kept(
-                client,
-                "SELECT pg_catalog.set_config('synchronous_commit', 'off', true)",
-                &[],
-                false,
-            )?;
-            client.select(&*relaxed, None, &[])?;
             let progress = plans::kept(
                 client,
                 "UPDATE llm_sql.embedding_jobs
@@ -150,7 +205,7 @@ fn request(columns: &Columns, key: (i64, String, usize, String)) -> Result<Prefe
 }
 
 /// Marks the job finished.
-pub fn finish(job: i64) -> Result<()> {
+fn finish(job: i64) -> Result<()> {
     as_extension_owner(|| {
         Spi::run_with_args(
             "UPDATE llm_sql.embedding_jobs SET finished_at = pg_catalog.now(),
@@ -162,7 +217,7 @@ pub fn finish(job: i64) -> Result<()> {
 }
 
 /// Records why the job stopped.
-pub fn failed(job: i64, error: &str) -> Result<()> {
+fn failed(job: i64, error: &str) -> Result<()> {
     as_extension_owner(|| {
         Spi::run_with_args(
             "UPDATE llm_sql.embedding_jobs SET last_error = $2, updated_at = pg_catalog.now()

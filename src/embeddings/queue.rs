@@ -22,6 +22,7 @@ use super::{backfill, Columns, HAS_TEXT};
 use crate::api::query::quote_literal as literal;
 use crate::attach::registry::as_extension_owner;
 use crate::error::{Error, Result};
+use crate::procedure::Transactions;
 use crate::quote::ident;
 use crate::run_as::{current_user, run_as};
 use crate::subxact::{self, OnSuccess};
@@ -45,22 +46,38 @@ pub fn enable(table: Oid, source: &str, target: &str, model: &str) -> Result<i64
         ))
         .with_detail("The embedding worker writes as the role that calls auto_embed."));
     }
+    // The triggers are created as llm_sql's owner (their function is not executable by
+    // PUBLIC), so the caller's own right to create them is checked here.
+    let may_trigger = Spi::get_one_with_args::<bool>(
+        "SELECT pg_catalog.has_table_privilege($1, 'TRIGGER')",
+        &[table.into()],
+    )?;
+    if may_trigger != Some(true) {
+        return Err(Error::permission_denied(format!(
+            "auto_embed needs the TRIGGER privilege on {}",
+            columns.qualified
+        )));
+    }
     let attnum = columns.target_attnum;
     let mut args = vec![literal(target)?];
     args.extend(keys.iter().map(|(_, attnum, _)| format!("'{attnum}'")));
     let args = args.join(", ");
     let (tbl, src) = (&columns.qualified, &columns.source);
-    // Creating triggers needs the TRIGGER privilege on the table: checked by Postgres.
-    Spi::run(&format!(
-        "CREATE OR REPLACE TRIGGER llm_sql_embed_ins_{attnum} AFTER INSERT ON {tbl}
-           FOR EACH ROW WHEN (NEW.{src} IS NOT NULL)
-           EXECUTE FUNCTION llm_sql._enqueue_embedding({args})"
-    ))?;
-    Spi::run(&format!(
-        "CREATE OR REPLACE TRIGGER llm_sql_embed_upd_{attnum} AFTER UPDATE OF {src} ON {tbl}
-           FOR EACH ROW WHEN (OLD.{src} IS DISTINCT FROM NEW.{src})
-           EXECUTE FUNCTION llm_sql._enqueue_embedding({args})"
-    ))?;
+    // The source is compared as the text that is embedded: no operator of the column's own
+    // type is involved.
+    as_extension_owner(|| {
+        Spi::run(&format!(
+            "CREATE OR REPLACE TRIGGER llm_sql_embed_ins_{attnum} AFTER INSERT ON {tbl}
+               FOR EACH ROW WHEN (NEW.{src} IS NOT NULL)
+               EXECUTE FUNCTION llm_sql._enqueue_embedding({args})"
+        ))?;
+        Spi::run(&format!(
+            "CREATE OR REPLACE TRIGGER llm_sql_embed_upd_{attnum} AFTER UPDATE OF {src} ON {tbl}
+               FOR EACH ROW WHEN (OLD.{src}::pg_catalog.text IS DISTINCT FROM NEW.{src}::pg_catalog.text)
+               EXECUTE FUNCTION llm_sql._enqueue_embedding({args})"
+        ))?;
+        Ok(())
+    })?;
     let key_names: Vec<String> = keys.iter().map(|(name, _, _)| name.clone()).collect();
     // The rows that need an embedding now, read as the caller.
     let key_list: Vec<String> = keys
@@ -105,15 +122,17 @@ pub fn enable(table: Oid, source: &str, target: &str, model: &str) -> Result<i64
 }
 
 /// Stops auto-embedding of `target`: drops the triggers, the setting and the queued entries.
+/// The table's owner (or a member of it) and the role that set it up may.
 pub fn disable(table: Oid, target: &str) -> Result<()> {
     let columns = Columns::resolve(table, None, target)?;
-    let configured = as_extension_owner(|| {
-        Ok(Spi::get_one_with_args::<bool>(
-            "SELECT EXISTS (SELECT 1 FROM llm_sql.auto_embeddings WHERE tbl = $1 AND target_column = $2)",
+    let configured_by = as_extension_owner(|| {
+        Ok(Spi::get_one_with_args::<Oid>(
+            "SELECT (SELECT run_as FROM llm_sql.auto_embeddings
+                      WHERE tbl = $1 AND target_column = $2)",
             &[table.into(), target.into()],
         )?)
     })?;
-    if configured != Some(true) {
+    let Some(configured_by) = configured_by else {
         return Err(Error::new(
             PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
             format!(
@@ -121,15 +140,27 @@ pub fn disable(table: Oid, target: &str) -> Result<()> {
                 columns.qualified, columns.target
             ),
         ));
+    };
+    let user = current_user();
+    // SAFETY: catalog lookups on the backend thread.
+    let allowed = unsafe {
+        pg_sys::has_privs_of_role(user, configured_by)
+            || pg_sys::object_ownercheck(pg_sys::RelationRelationId, table, user)
+    };
+    if !allowed {
+        return Err(Error::permission_denied(format!(
+            "must be owner of {} or the role that set up its auto-embedding to stop it",
+            columns.qualified
+        )));
     }
     let attnum = columns.target_attnum;
-    for kind in ["ins", "upd"] {
-        Spi::run(&format!(
-            "DROP TRIGGER IF EXISTS llm_sql_embed_{kind}_{attnum} ON {}",
-            columns.qualified
-        ))?;
-    }
     as_extension_owner(|| {
+        for kind in ["ins", "upd"] {
+            Spi::run(&format!(
+                "DROP TRIGGER IF EXISTS llm_sql_embed_{kind}_{attnum} ON {}",
+                columns.qualified
+            ))?;
+        }
         Spi::run_with_args(
             "DELETE FROM llm_sql.auto_embeddings WHERE tbl = $1 AND target_column = $2",
             &[table.into(), target.into()],
@@ -250,6 +281,30 @@ struct Work {
     ids: Vec<i64>,
     versions: Vec<i64>,
     keys: Vec<JsonB>,
+}
+
+/// `CALL llm_sql.process_embedding_queue(max_rows)`: batches of `llm_sql.embedding_batch_size`
+/// entries, each committed, until the queue has nothing due (or `max_rows` were handled).
+/// Superusers drain every column, other roles the columns set up by roles they belong to.
+pub fn drain(max_rows: Option<i32>, transactions: &mut Transactions) -> Result<()> {
+    if max_rows.is_some_and(|m| m < 1) {
+        return Err(Error::invalid_parameter("max_rows must be at least 1"));
+    }
+    let batch = i64::from(crate::settings::EMBEDDING_BATCH_SIZE.get().max(1));
+    // SAFETY: reads whether the current user is a superuser.
+    let everything = unsafe { pg_sys::superuser() };
+    let mut total = 0;
+    loop {
+        let want = max_rows.map_or(batch, |m| batch.min(i64::from(m) - total));
+        let handled = process_batch(want as usize, everything)?;
+        transactions.commit();
+        total += handled;
+        if handled == 0 || max_rows.is_some_and(|m| total >= i64::from(m)) {
+            break;
+        }
+    }
+    notice!("process_embedding_queue: {total} queue entries handled");
+    Ok(())
 }
 
 /// Drains up to `max_rows` due entries of one column. `everything`: all columns (worker,

@@ -29,6 +29,20 @@ impl DuckError {
 
 pub type DuckResult<T> = Result<T, DuckError>;
 
+// src/engine/shim.cpp: DuckDB's C++ API for what the C API lacks. Both catch every C++
+// exception, so nothing unwinds into Rust.
+unsafe extern "C" {
+    fn llm_sql_extracted_statement_type(
+        statements: ffi::duckdb_extracted_statements,
+        index: ffi::idx_t,
+    ) -> ffi::duckdb_statement_type;
+    fn llm_sql_withdraw_function(
+        connection: ffi::duckdb_connection,
+        name: *const c_char,
+        table: bool,
+    ) -> *mut c_char;
+}
+
 /// Copies a C string owned by DuckDB; NULL becomes `fallback`.
 fn copy_cstr(ptr: *const c_char, fallback: &str) -> String {
     if ptr.is_null() {
@@ -172,6 +186,22 @@ impl Connection {
     }
 }
 
+impl Connection {
+    /// Replaces function `name` (a table function if `table`, else a scalar function) in the
+    /// system catalog of this connection's database by one whose binding always fails with a
+    /// permission error, so that no statement of this database can call it any more.
+    pub fn withdraw_function(&self, name: &str, table: bool) -> DuckResult<()> {
+        let c_name = to_cstring(name)?;
+        // SAFETY: valid connection and NUL-terminated name; an error message is ours to free.
+        let error = unsafe { llm_sql_withdraw_function(self.raw, c_name.as_ptr(), table) };
+        if error.is_null() {
+            Ok(())
+        } else {
+            Err(DuckError::from_message(take_cstr(error)))
+        }
+    }
+}
+
 impl Drop for Connection {
     fn drop(&mut self) {
         // SAFETY: disconnects exactly once.
@@ -208,6 +238,16 @@ impl Statements<'_> {
     }
 }
 
+impl Statements<'_> {
+    /// The type DuckDB's parser gave statement `index`, known before anything binds it
+    /// (INVALID when `index` is out of range).
+    pub fn statement_type(&self, index: usize) -> ffi::duckdb_statement_type {
+        // SAFETY: `raw` came from duckdb_extract_statements and lives as long as `self`; the
+        // shim checks the index.
+        unsafe { llm_sql_extracted_statement_type(self.raw, index as ffi::idx_t) }
+    }
+}
+
 impl Drop for Statements<'_> {
     fn drop(&mut self) {
         // SAFETY: destroys exactly once (also required when extraction failed).
@@ -215,17 +255,12 @@ impl Drop for Statements<'_> {
     }
 }
 
-/// A prepared statement: its type and result columns are known before it runs.
+/// A prepared statement: its result columns are known before it runs.
 pub struct Prepared {
     raw: ffi::duckdb_prepared_statement,
 }
 
 impl Prepared {
-    pub fn statement_type(&self) -> ffi::duckdb_statement_type {
-        // SAFETY: valid prepared statement.
-        unsafe { ffi::duckdb_prepared_statement_type(self.raw) }
-    }
-
     pub fn column_count(&self) -> usize {
         // SAFETY: valid prepared statement.
         unsafe { ffi::duckdb_prepared_statement_column_count(self.raw) as usize }

@@ -63,10 +63,10 @@ fn prepare_checked(
     statements: &Statements<'_>,
     index: usize,
 ) -> Result<Prepared> {
-    // Binding can already touch files and remote servers (e.g. read_csv sniffs the file).
-    let prepared = call(session, || statements.prepare(index))?;
-    security::check_statement(session.engine.profile, prepared.statement_type())?;
-    Ok(prepared)
+    // Checked before binding: binding can already touch files and remote servers (read_csv
+    // sniffs its file, a scanner connects).
+    security::check_statement(session.engine.profile, statements.statement_type(index))?;
+    call(session, || statements.prepare(index))
 }
 
 fn next_chunk(session: &Session, result: &mut QueryResult) -> Result<Option<DataChunk>> {
@@ -97,16 +97,15 @@ fn run_to_end(session: &Session, prepared: &Prepared) -> Result<u64> {
 /// the statement's reads of the local database (kept until the statement ends).
 fn parse<'s>(session: &'s Session, sql: &str) -> Result<(Statements<'s>, LocalScans)> {
     check_sql_text(sql)?;
-    // One parse into DuckDB's syntax tree serves the function gate (non-superusers) and the
-    // search for local tables (SQL that mentions `pg`).
+    // One parse into DuckDB's syntax tree serves the search for local tables (SQL that mentions
+    // `pg`) and, for non-superusers, naming an attachment the role may not use.
     let profile = session.engine.profile;
     let tree = if profile != security::Profile::Superuser || crate::local::mentions_catalog(sql) {
         security::syntax_tree(session.conn(), sql)?
     } else {
         None
     };
-    let catalogs = security::check_functions(profile, sql, tree.as_ref())?;
-    crate::attach::check_references(&session.engine, &catalogs)?;
+    crate::attach::check_references(&session.engine, &security::catalogs(tree.as_ref()))?;
     let local = crate::local::prepare(session.conn(), tree.as_ref())?;
     session.serving_local_scans.set(!local.is_empty());
     let statements = call(session, || session.conn().extract(sql))?;

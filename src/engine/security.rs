@@ -9,9 +9,13 @@
 //!   without also allowing writes (EXPLAIN ANALYZE COPY, file logging, …), so, as in pg_duckdb,
 //!   reading needs both. COPY and EXPORT DATABASE need the same.
 //!
-//! The file rule is enforced by DuckDB itself, so it holds for every function that touches files,
-//! present or future. The statement rule uses the statement type that DuckDB's own parser
-//! assigns, checked before the statement runs.
+//! * Functions that reach files, servers or SQL text on their own (the scanner extensions'
+//!   `sqlite_scan`, `postgres_query`, …, and `query()`) are withdrawn from a non-superuser's
+//!   instance: replaced in DuckDB's catalog by functions that refuse to bind.
+//!
+//! The file and function rules are enforced by DuckDB itself, so they hold for every statement
+//! form (views, macros, CREATE TABLE AS, …). The statement rule uses the statement type that
+//! DuckDB's own parser assigns, checked before the statement binds (binding already runs code).
 
 use duckdb::ffi;
 use pgrx::pg_sys;
@@ -84,12 +88,14 @@ pub fn duckdb_options(profile: Profile, extension_dir: &str) -> Vec<(&'static st
     options
 }
 
-/// Applies the file system rule to a non-superuser's instance, then freezes its configuration
-/// so that SQL cannot undo the limits. (File systems only exist once the database is open.)
+/// Applies the function and file system rules to a non-superuser's instance, then freezes its
+/// configuration so that SQL cannot undo the limits. (File systems only exist once the
+/// database is open.)
 pub fn restrict(conn: &Connection, profile: Profile) -> Result<()> {
     if profile == Profile::Superuser {
         return Ok(());
     }
+    withdraw_functions(conn, profile)?;
     if profile == Profile::Restricted {
         super::run_internal(conn, "SET disabled_filesystems = 'LocalFileSystem'")?;
     }
@@ -115,7 +121,7 @@ fn statement_name(t: ffi::duckdb_statement_type) -> &'static str {
     }
 }
 
-/// Checks, before it runs, that the current role may run a statement of this type.
+/// Checks, before it binds, that the current role may run a statement of this type.
 pub fn check_statement(profile: Profile, statement_type: ffi::duckdb_statement_type) -> Result<()> {
     if profile == Profile::Superuser {
         return Ok(());
@@ -161,15 +167,85 @@ pub fn check_statement(profile: Profile, statement_type: ffi::duckdb_statement_t
     }
 }
 
-/// Functions that reach files or servers on their own (the scanner extensions' `sqlite_scan`,
-/// `postgres_scan`, `postgres_query`, `mysql_execute`, …) or run SQL built at run time, where
-/// no check can see it. Attached databases are read by alias instead.
-fn denied_function(name: &str) -> bool {
-    let name = name.to_ascii_lowercase();
-    ["sqlite_", "postgres_", "mysql_"]
+/// Part of the error message of a withdrawn function (src/engine/shim.cpp writes it).
+pub const WITHDRAWN_MARK: &str = "is not available to this role through llm_sql";
+
+/// Functions a non-superuser's DuckDB never offers: they reach files, servers or SQL text on
+/// their own, around the rules above. The scanner extensions' table functions (`sqlite_scan`,
+/// `postgres_scan`, `postgres_query`, `postgres_execute`, `mysql_query`, …: every table
+/// function whose name starts with one of [`WITHDRAWN_PREFIXES`]) open any file or DSN given
+/// to them, or send SQL text to an attached server past its READ_ONLY; `query` and friends run
+/// SQL text that no check before it can see; the PEG parser switches change the parser under
+/// a locked configuration. Attached databases stay readable by alias: their scans do not go
+/// through these catalog entries.
+const WITHDRAWN: &[&str] = &[
+    "query",
+    "query_table",
+    "json_execute_serialized_sql",
+    "json_serialize_plan",
+    "enable_peg_parser",
+    "disable_peg_parser",
+    "pg_clear_cache",
+    "read_postgres_binary",
+];
+const WITHDRAWN_PREFIXES: &[&str] = &["sqlite_", "postgres_", "mysql_"];
+
+/// Withdraws the [`WITHDRAWN`] functions from a non-superuser's instance: each is replaced in
+/// DuckDB's system catalog by one whose binding fails with a permission error, so no statement
+/// form reaches it (a query, a view, a macro, CREATE TABLE AS, `system.main.name`, …). Runs when
+/// the instance opens and again after an extension was loaded into it.
+pub fn withdraw_functions(conn: &Connection, profile: Profile) -> Result<()> {
+    if profile == Profile::Superuser {
+        return Ok(());
+    }
+    let names = WITHDRAWN
         .iter()
-        .any(|prefix| name.starts_with(prefix))
-        || matches!(name.as_str(), "query" | "json_execute_serialized_sql")
+        .map(|n| crate::quote::duck_literal(n))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let prefixes = WITHDRAWN_PREFIXES
+        .iter()
+        .map(|p| {
+            format!(
+                "starts_with(function_name, {})",
+                crate::quote::duck_literal(p)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" OR ");
+    let found = super::query_strings(
+        conn,
+        &format!(
+            "SELECT DISTINCT function_type || ':' || function_name FROM duckdb_functions() \
+              WHERE database_name = 'system' AND function_type IN ('table', 'scalar') \
+                AND (function_name IN ({names}) OR (function_type = 'table' AND ({prefixes})))"
+        ),
+    )?;
+    for entry in found.into_iter().flatten() {
+        if let Some((kind, name)) = entry.split_once(':') {
+            conn.withdraw_function(name, kind == "table")?;
+        }
+    }
+    Ok(())
+}
+
+/// DuckDB's own syntax tree of `sql` (`json_serialize_sql`); `None` when DuckDB cannot
+/// serialize it (only SELECT statements can be) or cannot parse it. Used to find the local
+/// tables a query reads and to name attachments a role may not use; never for a security
+/// decision (the statement types and withdrawn functions above are DuckDB's own checks).
+pub fn syntax_tree(conn: &Connection, sql: &str) -> Result<Option<serde_json::Value>> {
+    let serialized = super::query_strings(
+        conn,
+        &format!(
+            "SELECT json_serialize_sql({})",
+            crate::quote::duck_literal(sql)
+        ),
+    )?;
+    Ok(serialized
+        .first()
+        .and_then(|v| v.as_deref())
+        .and_then(|json| serde_json::from_str::<serde_json::Value>(json).ok())
+        .filter(|tree| tree["error"] == serde_json::Value::Bool(false)))
 }
 
 /// The values of `key` anywhere in DuckDB's serialized syntax tree.
@@ -186,115 +262,13 @@ fn values_of(node: &serde_json::Value, key: &str, out: &mut Vec<String>) {
     }
 }
 
-/// Names written as calls (`name (`, comments allowed before the parenthesis) anywhere in the
-/// text, string literals included: a conservative scan for statements DuckDB cannot serialize.
-fn called_names(sql: &str) -> Vec<String> {
-    let text = sql.to_ascii_lowercase().replace('"', "");
-    let bytes = text.as_bytes();
-    let is_ident = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+/// The catalog and schema names a SELECT's syntax tree reads tables from, so that the caller
+/// can name an attachment the role may not use (which is simply absent from its instance).
+pub fn catalogs(tree: Option<&serde_json::Value>) -> Vec<String> {
     let mut names = Vec::new();
-    let mut i = 0;
-    while i < bytes.len() {
-        if !is_ident(bytes[i]) || (i > 0 && is_ident(bytes[i - 1])) {
-            i += 1;
-            continue;
-        }
-        let start = i;
-        while i < bytes.len() && is_ident(bytes[i]) {
-            i += 1;
-        }
-        let mut j = i;
-        loop {
-            while j < bytes.len() && bytes[j].is_ascii_whitespace() {
-                j += 1;
-            }
-            if text[j..].starts_with("/*") {
-                j = text[j + 2..]
-                    .find("*/")
-                    .map_or(bytes.len(), |k| j + 2 + k + 2);
-            } else if text[j..].starts_with("--") {
-                j = text[j..].find('\n').map_or(bytes.len(), |k| j + k);
-            } else {
-                break;
-            }
-        }
-        if j < bytes.len() && bytes[j] == b'(' {
-            names.push(text[start..i].to_string());
-        }
+    if let Some(tree) = tree {
+        values_of(tree, "catalog_name", &mut names);
+        values_of(tree, "schema_name", &mut names);
     }
     names
-}
-
-/// DuckDB's own syntax tree of `sql` (`json_serialize_sql`); `None` when DuckDB cannot
-/// serialize it (only SELECT statements can be) or cannot parse it.
-pub fn syntax_tree(conn: &Connection, sql: &str) -> Result<Option<serde_json::Value>> {
-    let serialized = super::query_strings(
-        conn,
-        &format!(
-            "SELECT json_serialize_sql({})",
-            crate::quote::duck_literal(sql)
-        ),
-    )?;
-    Ok(serialized
-        .first()
-        .and_then(|v| v.as_deref())
-        .and_then(|json| serde_json::from_str::<serde_json::Value>(json).ok())
-        .filter(|tree| tree["error"] == serde_json::Value::Bool(false)))
-}
-
-/// Refuses, for non-superusers, SQL that calls a [`denied_function`]. SELECT statements are
-/// checked on their syntax `tree` ([`syntax_tree`]); other statements, which DuckDB cannot
-/// serialize, by a conservative scan of the text. Returns the catalog and schema names the
-/// SELECTs read tables from (empty for superusers), so that the caller can name an attachment
-/// the role may not use.
-pub fn check_functions(
-    profile: Profile,
-    sql: &str,
-    tree: Option<&serde_json::Value>,
-) -> Result<Vec<String>> {
-    if profile == Profile::Superuser {
-        return Ok(Vec::new());
-    }
-    let (mut names, mut catalogs) = (Vec::new(), Vec::new());
-    match tree {
-        Some(tree) => {
-            values_of(tree, "function_name", &mut names);
-            values_of(tree, "catalog_name", &mut catalogs);
-            values_of(tree, "schema_name", &mut catalogs);
-        }
-        None => names = called_names(sql),
-    }
-    match names.into_iter().find(|n| denied_function(n)) {
-        None => Ok(catalogs),
-        Some(name) => Err(Error::permission_denied(format!(
-            "permission denied for DuckDB function {name} through llm_sql"
-        ))
-        .with_detail(
-            "It reaches files, servers or dynamic SQL directly, around llm_sql's attachment and file rules; only superusers may call it.",
-        )
-        .with_hint("Attach databases with llm_sql.attach() and query them by alias.")),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn finds_calls_in_text() {
-        assert_eq!(
-            called_names("INSERT INTO t SELECT * FROM \"SQLite_Scan\" /* x */ ('a', 'b')"),
-            vec!["sqlite_scan"]
-        );
-        assert_eq!(
-            called_names("create macro m() as table from query --c\n (x)"),
-            // (Conservative: a name in a comment counts too.)
-            vec!["m", "query", "c"]
-        );
-        assert!(called_names("INSERT INTO postgres_stuff SELECT query FROM t").is_empty());
-        assert!(denied_function("POSTGRES_SCAN"));
-        assert!(denied_function("mysql_query"));
-        assert!(!denied_function("query_table"));
-        assert!(!denied_function("read_csv"));
-    }
 }

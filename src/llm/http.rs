@@ -261,7 +261,9 @@ fn describe(failure: Failure, url: &str, timeout: Duration, retries: u32) -> Err
                 }
                 .with_hint("Pull the model on the server (ollama pull <model>), or name one that llm_sql.models() lists.")
             } else if status == 401 || status == 403 {
-                error.with_hint("Check llm_sql.llm_api_key.")
+                error.with_hint(
+                    "Check the API key: SELECT llm_sql.set_llm_api_key(...) (superuser).",
+                )
             } else {
                 error
             }

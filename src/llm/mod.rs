@@ -4,6 +4,7 @@
 //! and ragged dimensions are errors.
 
 pub mod http;
+pub mod key;
 mod protocol;
 
 use std::cell::RefCell;
@@ -48,7 +49,7 @@ impl Server {
         Ok(Server {
             base: base.trim_end_matches('/').to_string(),
             api: settings::LLM_API.get(),
-            key: settings::string(&settings::LLM_API_KEY),
+            key: key::get()?,
             timeout: settings::request_timeout(),
             retries: settings::MAX_RETRIES.get().max(0) as u32,
         })

@@ -5,12 +5,13 @@
 //!   statements (COPY, DO, SET, CALL, DDL), no INSERT / UPDATE / DELETE / MERGE, also not
 //!   inside a WITH;
 //! - no SELECT INTO, no FOR UPDATE / SHARE at any level;
-//! - no volatile function (nextval, setval, set_config, pg_sleep, pg_terminate_backend,
-//!   pg_advisory_lock, dblink, lo_import, …) except the few that only produce values (random,
-//!   clock_timestamp, gen_random_uuid, …).
+//! - every function it would call passes `sandbox::check_function`: in the query as written
+//!   and as the rewriter expands it (views, row-level security policies), in the CHECK
+//!   constraints of the domains it coerces to, through the operators and aggregates it uses.
 //!
-//! The query then runs in a read-only subtransaction that is always rolled back
-//! (`super::run`), so even a function that lies about its volatility cannot write.
+//! Analysis already runs with the sandbox on (parsing a literal of a composite type can run a
+//! domain's CHECK). The query then runs in a read-only subtransaction that is always rolled
+//! back (`super::run`), with the sandbox enforcing the same rule on whatever actually runs.
 
 use std::ffi::{c_void, CStr, CString};
 
@@ -18,20 +19,11 @@ use pgrx::pg_sys::{self, Oid};
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode;
 
+use super::sandbox;
 use crate::error::{Error, Result};
 use crate::pushdown;
+use crate::run_as::current_user;
 use crate::subxact::{self, OnSuccess};
-
-/// Volatile pg_catalog functions that only produce a value.
-const HARMLESS_VOLATILE: &[&str] = &[
-    "random",
-    "random_normal",
-    "gen_random_uuid",
-    "uuidv4",
-    "uuidv7",
-    "clock_timestamp",
-    "timeofday",
-];
 
 fn prohibited(message: impl Into<String>) -> Error {
     Error::new(
@@ -55,9 +47,11 @@ pub fn check(sql: &str) -> Result<Checked> {
     let text = CString::new(sql).map_err(|_| prohibited("the SQL contains a zero byte"))?;
     // Parse analysis takes locks and may fail: in a subtransaction that is always undone.
     subxact::run(OnSuccess::RollBack, || {
-        // SAFETY: parses and analyses a NUL-terminated string; the trees live in the current
-        // memory context and are only read.
-        unsafe { check_parsed(&text) }
+        sandbox::enforced(|| {
+            // SAFETY: parses and analyses a NUL-terminated string; the trees live in the
+            // current memory context and are only read (the rewriter works on a copy).
+            unsafe { check_parsed(&text) }
+        })
     })
 }
 
@@ -95,14 +89,30 @@ unsafe fn check_parsed(text: &CStr) -> Result<Checked> {
             0,
             std::ptr::null_mut(),
         );
-        let mut findings = Findings::default();
+        let duckdb = pushdown::query(query);
+        let mut findings = Findings {
+            caller: current_user(),
+            problem: None,
+        };
         walk(query.cast(), (&mut findings as *mut Findings).cast());
+        // What will run: views expanded, row-level security policies added.
+        let rewritten = pg_sys::QueryRewrite(pg_sys::copyObjectImpl(query.cast()).cast());
+        if !rewritten.is_null() {
+            for i in 0..(*rewritten).length {
+                if findings.problem.is_none() {
+                    walk(
+                        pg_sys::list_nth(rewritten, i).cast(),
+                        (&mut findings as *mut Findings).cast(),
+                    );
+                }
+            }
+        }
         if let Some(problem) = findings.problem {
-            return Err(prohibited(problem));
+            return Err(problem);
         }
         Ok(Checked {
             sql: statement_text(text, raw),
-            duckdb: pushdown::query(query),
+            duckdb,
         })
     }
 }
@@ -125,9 +135,10 @@ unsafe fn statement_text(text: &CStr, raw: *mut pg_sys::RawStmt) -> String {
         .to_string()
 }
 
-#[derive(Default)]
 struct Findings {
-    problem: Option<String>,
+    /// Whose ask: the owner of a function decides whether it may run.
+    caller: Oid,
+    problem: Option<Error>,
 }
 
 /// Walks every query level (subqueries, CTEs, sublinks) and every expression.
@@ -145,46 +156,90 @@ unsafe extern "C-unwind" fn walk(node: *mut pg_sys::Node, context: *mut c_void) 
                 || !(*query).utilityStmt.is_null()
                 || (*query).hasModifyingCTE
             {
-                findings.problem = Some("only queries that read are allowed".into());
+                findings.problem = Some(prohibited("only queries that read are allowed"));
                 return true;
             }
             if !(*query).rowMarks.is_null() {
-                findings.problem =
-                    Some("FOR UPDATE / FOR SHARE locks rows and is not allowed".into());
+                findings.problem = Some(prohibited(
+                    "FOR UPDATE / FOR SHARE locks rows and is not allowed",
+                ));
                 return true;
             }
-            return pg_sys::query_tree_walker_impl(query, Some(walk), context, 0);
+            return sort_operators(query, findings)
+                || pg_sys::query_tree_walker_impl(query, Some(walk), context, 0);
         }
-        if pg_sys::check_functions_in_node(node, Some(volatile_function), context) {
+        if pg_sys::check_functions_in_node(node, Some(untrusted_function), context) {
+            return true;
+        }
+        if (*node).type_ == pg_sys::NodeTag::T_CoerceToDomain
+            && domain_constraints((*(node as *mut pg_sys::CoerceToDomain)).resulttype, context)
+        {
             return true;
         }
         pg_sys::expression_tree_walker_impl(node, Some(walk), context)
     }
 }
 
-/// True (and the finding recorded) for a volatile function outside the harmless few.
-#[pg_guard]
-unsafe extern "C-unwind" fn volatile_function(function: Oid, context: *mut c_void) -> bool {
-    // SAFETY: catalog lookups of an existing function; `context` as in walk.
+/// The functions behind the operators that ORDER BY, GROUP BY, DISTINCT and window clauses
+/// compare with (a type's own operators: for a type another role created, its functions).
+unsafe fn sort_operators(query: *mut pg_sys::Query, findings: &mut Findings) -> bool {
+    // SAFETY: lists of SortGroupClause nodes of an analysed query.
     unsafe {
-        if pg_sys::func_volatile(function) as u8 != pg_sys::PROVOLATILE_VOLATILE {
+        let clauses = [
+            (*query).sortClause,
+            (*query).groupClause,
+            (*query).distinctClause,
+        ];
+        for list in clauses.into_iter().filter(|l| !l.is_null()) {
+            for i in 0..(*list).length {
+                let clause = pg_sys::list_nth(list, i) as *mut pg_sys::SortGroupClause;
+                for operator in [(*clause).eqop, (*clause).sortop] {
+                    if operator != Oid::INVALID {
+                        let function = pg_sys::get_opcode(operator);
+                        if untrusted_function(function, (findings as *mut Findings).cast()) {
+                            return true;
+                        }
+                    }
+                }
+            }
+        }
+        false
+    }
+}
+
+/// Walks the CHECK constraints of `domain` (and of the domains it is based on).
+unsafe fn domain_constraints(domain: Oid, context: *mut c_void) -> bool {
+    // SAFETY: the typcache's constraint list of an existing domain. The reference lives in the
+    // current memory context, which calls back into it when it is reset.
+    unsafe {
+        let reference = pg_sys::palloc0(std::mem::size_of::<pg_sys::DomainConstraintRef>())
+            as *mut pg_sys::DomainConstraintRef;
+        pg_sys::InitDomainConstraintRef(domain, reference, pg_sys::CurrentMemoryContext, false);
+        let constraints = (*reference).constraints;
+        if constraints.is_null() {
             return false;
         }
-        let name_ptr = pg_sys::get_func_name(function);
-        let name = if name_ptr.is_null() {
-            String::new()
-        } else {
-            CStr::from_ptr(name_ptr).to_string_lossy().into_owned()
-        };
-        let in_catalog =
-            pg_sys::get_func_namespace(function) == Oid::from(pg_sys::PG_CATALOG_NAMESPACE);
-        if in_catalog && HARMLESS_VOLATILE.contains(&name.as_str()) {
-            return false;
+        for i in 0..(*constraints).length {
+            let constraint = pg_sys::list_nth(constraints, i) as *mut pg_sys::DomainConstraintState;
+            if !(*constraint).check_expr.is_null() && walk((*constraint).check_expr.cast(), context)
+            {
+                return true;
+            }
         }
-        let findings = &mut *(context as *mut Findings);
-        findings.problem = Some(format!(
-            "function {name}() may change data or state (it is VOLATILE) and is not allowed"
-        ));
-        true
+        false
+    }
+}
+
+/// True (and the finding recorded) for a function the sandbox would refuse.
+#[pg_guard]
+unsafe extern "C-unwind" fn untrusted_function(function: Oid, context: *mut c_void) -> bool {
+    // SAFETY: `context` is the Findings passed by check_parsed.
+    let findings = unsafe { &mut *(context as *mut Findings) };
+    match sandbox::check_function(function, findings.caller) {
+        Ok(()) => false,
+        Err(why) => {
+            findings.problem = Some(sandbox::refused(why));
+            true
+        }
     }
 }

@@ -9,6 +9,7 @@ pub mod extract;
 pub mod guard;
 mod history;
 pub mod prompt;
+pub mod sandbox;
 
 use std::time::Duration;
 
@@ -114,28 +115,35 @@ fn run_in_duckdb(sql: &str, max_rows: usize, timeout: Duration) -> Result<Rows> 
 pub fn run_read_only(sql: &str, max_rows: usize, timeout: Duration) -> Result<Rows> {
     // The statement goes on its own lines so that a trailing comment cannot swallow the rest.
     let inner = format!("(\n{sql}\n) AS llm_sql_answer");
-    let rows = read_only(timeout, || {
-        Ok(Spi::connect(|client| {
-            // Result columns may share a name (a.name, b.name): they become name, name_1 so
-            // that no value is lost when each row becomes a JSON object.
-            let shape = client.select(&format!("SELECT * FROM {inner} LIMIT 0"), None, &[])?;
-            let names: Vec<String> = (1..=shape.columns()?)
-                .map(|i| shape.column_name(i))
-                .collect::<std::result::Result<_, _>>()?;
-            let aliases: Vec<String> = unique(names.iter().map(String::as_str))
-                .iter()
-                .map(|n| ident(n))
-                .collect();
-            let aliases = match aliases.is_empty() {
-                true => String::new(),
-                false => format!("({})", aliases.join(", ")),
-            };
-            let query = format!(
-                "SELECT pg_catalog.to_jsonb(llm_sql_answer) FROM {inner}{aliases} LIMIT {}",
-                max_rows.saturating_add(1)
-            );
-            json_rows(client.select(&query, None, &[])?)
-        })?)
+    let rows = sandbox::releasing_locks(|| {
+        read_only(timeout, || {
+            sandbox::enforced(|| answer_rows(&inner, max_rows))
+        })
     })?;
     Ok(Rows::capped(rows, max_rows, Engine::Postgres))
+}
+
+/// The rows of the checked query `inner` (a subquery with its alias), as JSON objects.
+fn answer_rows(inner: &str, max_rows: usize) -> Result<Vec<Value>> {
+    Ok(Spi::connect(|client| {
+        // Result columns may share a name (a.name, b.name): they become name, name_1 so
+        // that no value is lost when each row becomes a JSON object.
+        let shape = client.select(&format!("SELECT * FROM {inner} LIMIT 0"), None, &[])?;
+        let names: Vec<String> = (1..=shape.columns()?)
+            .map(|i| shape.column_name(i))
+            .collect::<std::result::Result<_, _>>()?;
+        let aliases: Vec<String> = unique(names.iter().map(String::as_str))
+            .iter()
+            .map(|n| ident(n))
+            .collect();
+        let aliases = match aliases.is_empty() {
+            true => String::new(),
+            false => format!("({})", aliases.join(", ")),
+        };
+        let query = format!(
+            "SELECT pg_catalog.to_jsonb(llm_sql_answer) FROM {inner}{aliases} LIMIT {}",
+            max_rows.saturating_add(1)
+        );
+        json_rows(client.select(&query, None, &[])?)
+    })?)
 }

@@ -410,10 +410,55 @@ mod tests {
             format!("SELECT llm_sql.execute($d$CREATE MACRO m() AS TABLE SELECT * FROM sqlite_scan('{path}', 't')$d$)"),
             "SELECT * FROM llm_sql.query_json($d$SELECT * FROM postgres_scan('host=127.0.0.1 dbname=postgres', 'public', 'x')$d$)".to_string(),
             "SELECT * FROM llm_sql.query_json($d$SELECT * FROM postgres_query('gate', 'SELECT 1')$d$)".to_string(),
+            // DuckDB nests comments; the decision does not read text at all.
+            format!("SELECT llm_sql.execute($d$CREATE TABLE a AS SELECT * FROM sqlite_scan /* /* */ */ ('{path}', 't')$d$)"),
+            format!("SELECT llm_sql.execute($d$CREATE VIEW v AS SELECT * FROM sqlite_scan('{path}', 't')$d$)"),
+            format!("SELECT llm_sql.execute($d$CREATE TABLE tgt (id INT, name VARCHAR); INSERT INTO tgt SELECT * FROM sqlite_scan('{path}', 't')$d$)"),
+            format!("SELECT * FROM llm_sql.query_json($d$CREATE MACRO m2(p) AS (SELECT count(*) FROM sqlite_scan(p, 't')); SELECT m2('{path}')$d$)"),
+            format!("SELECT * FROM llm_sql.query_json($d$WITH c AS (SELECT * FROM sqlite_scan('{path}', 't')) SELECT * FROM c$d$)"),
+            format!("SELECT * FROM llm_sql.query_json($d$EXPLAIN SELECT * FROM sqlite_scan('{path}', 't')$d$)"),
+            format!("SELECT * FROM llm_sql.query_json($d$SELECT * FROM (FROM sqlite_query('gate', 'SELECT * FROM t'))$d$)"),
+            format!("SELECT llm_sql.execute($d$CALL sqlite_attach('{path}')$d$)"),
+            "SELECT * FROM llm_sql.query_json($d$SELECT * FROM query_table('gate.t')$d$)".to_string(),
+            "SELECT * FROM llm_sql.query_json($d$SELECT * FROM json_execute_serialized_sql(json_serialize_sql('SELECT 1'))$d$)".to_string(),
+            "SELECT * FROM llm_sql.query_json($d$SELECT json_serialize_plan('SELECT 1')$d$)".to_string(),
+            "SELECT * FROM llm_sql.query_json($d$SELECT * FROM enable_peg_parser()$d$)".to_string(),
         ] {
             let got = outcome(&sql);
-            assert!(got.starts_with("42501"), "{sql}\n  expected permission denied, got: {got}");
+            // The postgres extension is not even loaded here: its functions do not exist.
+            let absent = sql.contains("postgres_") && got.starts_with("42883");
+            assert!(
+                got.starts_with("42501") || absent,
+                "{sql}\n  expected permission denied, got: {got}"
+            );
         }
+        // Every table function of the scanner extension is withdrawn, whatever it is called with.
+        let withdrawn = Spi::get_one::<Vec<String>>(
+            "SELECT array_agg(DISTINCT j->>'function_name') FROM llm_sql.query_json($d$
+                SELECT function_name FROM duckdb_functions()
+                 WHERE function_type = 'table' AND starts_with(function_name, 'sqlite_')$d$) AS j",
+        )
+        .unwrap()
+        .unwrap_or_default();
+        assert!(withdrawn.len() >= 3, "{withdrawn:?}");
+        for name in &withdrawn {
+            for args in ["", "1", "'gate', 'x', 3"] {
+                let got = outcome(&format!(
+                    "SELECT * FROM llm_sql.query_json($d$SELECT * FROM {name}({args})$d$)"
+                ));
+                assert!(
+                    got.starts_with("42501") && got.contains("llm_sql.attach()"),
+                    "{name}({args}): {got}"
+                );
+            }
+        }
+        // Nothing was created on the way.
+        assert!(
+            outcome("SELECT * FROM llm_sql.query_json('SELECT * FROM a')").starts_with("42P01")
+        );
+        assert!(
+            outcome("SELECT * FROM llm_sql.query_json('SELECT * FROM v')").starts_with("42P01")
+        );
         // Names that merely look alike are fine.
         assert_eq!(
             count("SELECT count(*) FROM (SELECT 'sqlite_scan(' AS query) AS postgres_stuff"),

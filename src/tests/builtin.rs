@@ -194,10 +194,7 @@ mod tests {
         assert_eq!(set_up, "ok");
         Spi::run("INSERT INTO notes (id, body) VALUES (3, 'quarterly revenue grew')").unwrap();
         Spi::run("UPDATE notes SET body = 'dogs chase cats' WHERE id = 1").unwrap();
-        assert_eq!(
-            count("SELECT llm_sql._process_embedding_queue_batch(100)"),
-            2
-        );
+        Spi::run("CALL llm_sql.process_embedding_queue()").unwrap();
         assert_eq!(count("SELECT count(*) FROM llm_sql.embedding_queue"), 0);
         let right = count(
             "SELECT count(*) FROM notes

@@ -22,6 +22,11 @@ mod tests {
         .unwrap();
     }
 
+    /// Drains the queue in the test's transaction (no commits inside a transaction block).
+    fn drain() {
+        Spi::run("CALL llm_sql.process_embedding_queue()").unwrap();
+    }
+
     fn count(sql: &str) -> i64 {
         Spi::get_one::<i64>(sql).unwrap().unwrap_or(-1)
     }
@@ -143,8 +148,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(queued.as_deref(), Some("1:2,3:1,6:1"));
-        let handled = count("SELECT llm_sql._process_embedding_queue_batch(100)");
-        assert_eq!(handled, 3);
+        drain();
         assert_eq!(count("SELECT count(*) FROM llm_sql.embedding_queue"), 0);
         let right = count(
             "SELECT count(*) FROM docs WHERE id IN (1, 3, 6) AND embedding = llm_sql.embed(body)",
@@ -152,7 +156,7 @@ mod tests {
         assert_eq!(right, 3);
         // Text removed: the stale embedding goes too.
         Spi::run("UPDATE docs SET body = NULL WHERE id = 6").unwrap();
-        count("SELECT llm_sql._process_embedding_queue_batch(100)");
+        drain();
         assert_eq!(
             count("SELECT count(*) FROM docs WHERE id = 6 AND embedding IS NULL"),
             1
@@ -178,10 +182,7 @@ mod tests {
         Spi::run("SET llm_sql.max_retries = 0").unwrap();
         use_server("key=failing,fault=500,dim=32");
         Spi::run("UPDATE docs SET body = 'changed' WHERE id = 1").unwrap();
-        assert_eq!(
-            count("SELECT llm_sql._process_embedding_queue_batch(10)"),
-            1
-        );
+        drain();
         let (attempts, later) = Spi::get_two::<i32, bool>(
             "SELECT attempts, next_attempt_at > now() + interval '4 seconds'
                FROM llm_sql.embedding_queue WHERE last_error LIKE '%HTTP 500%'",
@@ -189,9 +190,10 @@ mod tests {
         .unwrap();
         assert_eq!((attempts, later), (Some(1), Some(true)));
         // Not due yet: nothing to do; the old embedding is untouched.
+        drain();
         assert_eq!(
-            count("SELECT llm_sql._process_embedding_queue_batch(10)"),
-            0
+            count("SELECT attempts::int8 FROM llm_sql.embedding_queue"),
+            1
         );
         use_server("key=failing-ok,dim=32");
         assert_eq!(

@@ -194,7 +194,7 @@ pub mod tests {
         let key = unique("openai");
         use_server(&format!("key={key},dim=8"));
         Spi::run("SET llm_sql.llm_api = 'openai'").unwrap();
-        Spi::run("SET llm_sql.llm_api_key = 'sk-test-very-secret'").unwrap();
+        Spi::run("SELECT llm_sql.set_llm_api_key('sk-test-very-secret')").unwrap();
         assert_eq!(
             one("SELECT llm_sql.generate('hello', system => 'sys')").as_deref(),
             Some("echo: hello")
@@ -212,17 +212,29 @@ pub mod tests {
         )
         .unwrap();
         assert_eq!(models, Some(2));
-        // The key is never shown.
-        assert_eq!(one("SHOW llm_sql.llm_api_key").as_deref(), Some("********"));
-        assert_eq!(
-            one("SELECT current_setting('llm_sql.llm_api_key')").as_deref(),
-            Some("********")
-        );
+        // The key is never a setting, and other roles cannot read where it is kept.
+        assert_eq!(one("SHOW llm_sql.llm_api_key").as_deref(), Some(""));
         let listed = Spi::get_one::<i64>(
             "SELECT count(*) FROM pg_settings WHERE setting LIKE '%very-secret%' OR reset_val LIKE '%very-secret%'",
         )
         .unwrap();
         assert_eq!(listed, Some(0));
+        let refused = outcome("SET llm_sql.llm_api_key = 'sk-elsewhere'");
+        assert!(
+            refused.starts_with("22023") && refused.contains("set_llm_api_key"),
+            "{refused}"
+        );
+        Spi::run("CREATE ROLE key_reader").unwrap();
+        Spi::run("SET ROLE key_reader").unwrap();
+        assert!(outcome("SELECT * FROM llm_sql.llm_api_key").starts_with("42501"));
+        assert!(outcome("SELECT llm_sql.set_llm_api_key('mine')").starts_with("42501"));
+        // ... and yet its requests carry the key.
+        assert_eq!(
+            one("SELECT llm_sql.generate('as another role')").as_deref(),
+            Some("echo: as another role")
+        );
+        assert_eq!(stats(&key)["authorization"], "Bearer sk-test-very-secret");
+        Spi::run("RESET ROLE").unwrap();
         use_server(&format!("key={key},fault=unauthorized"));
         let error = outcome("SELECT llm_sql.generate('x')");
         assert!(
@@ -230,8 +242,14 @@ pub mod tests {
             "{error}"
         );
         assert!(
-            error.contains("llm_api_key") && !error.contains("very-secret"),
+            error.contains("set_llm_api_key") && !error.contains("very-secret"),
             "{error}"
+        );
+        // NULL removes the key.
+        Spi::run("SELECT llm_sql.set_llm_api_key(NULL)").unwrap();
+        assert_eq!(
+            Spi::get_one::<i64>("SELECT count(*) FROM llm_sql.llm_api_key"),
+            Ok(Some(0))
         );
     }
 
@@ -355,11 +373,7 @@ pub mod tests {
     fn only_superusers_choose_the_server() {
         Spi::run("CREATE ROLE llm_plain_user").unwrap();
         Spi::run("SET ROLE llm_plain_user").unwrap();
-        for setting in [
-            "llm_url = 'http://evil.example'",
-            "llm_api = 'openai'",
-            "llm_api_key = 'k'",
-        ] {
+        for setting in ["llm_url = 'http://evil.example'", "llm_api = 'openai'"] {
             let result = outcome(&format!("SET llm_sql.{setting}"));
             assert!(result.starts_with("42501"), "{setting}: {result}");
         }

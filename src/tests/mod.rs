@@ -12,6 +12,7 @@ pub mod llm;
 mod local;
 mod nl2sql;
 mod pushdown;
+mod sandbox;
 mod scan;
 mod security;
 mod types;
