@@ -56,6 +56,10 @@ CREATE USER 'shop'@'127.0.0.1' IDENTIFIED BY '$(printf %s "$MYSQL_PASSWORD" | se
 CREATE USER 'shop'@'localhost' IDENTIFIED BY '$(printf %s "$MYSQL_PASSWORD" | sed "s/'/''/g")';
 GRANT ALL ON shop.* TO 'shop'@'127.0.0.1';
 GRANT ALL ON shop.* TO 'shop'@'localhost';
+-- What a DBA may have for the database server's OS user: logged in by the Unix socket, with
+-- no password (the attachment tests show a non-superuser cannot borrow it).
+CREATE USER 'postgres'@'localhost' IDENTIFIED VIA unix_socket;
+GRANT ALL ON *.* TO 'postgres'@'localhost';
 SQL
 }
 

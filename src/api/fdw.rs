@@ -118,6 +118,8 @@ CREATE FUNCTION llm_sql.fdw_handler() RETURNS fdw_handler
 CREATE FOREIGN DATA WRAPPER llm_sql_fdw HANDLER llm_sql.fdw_handler
     VALIDATOR llm_sql.fdw_validator;
 -- Reading a foreign table runs DuckDB SQL as the reader, like llm_sql.query itself.
+-- Postgres calls the handler and the validator itself, without checking EXECUTE.
+REVOKE EXECUTE ON FUNCTION llm_sql.fdw_handler(), llm_sql.fdw_validator(text[], oid) FROM PUBLIC;
 CREATE SERVER llm_sql_duckdb FOREIGN DATA WRAPPER llm_sql_fdw;
 GRANT USAGE ON FOREIGN SERVER llm_sql_duckdb TO PUBLIC;
 "#,

@@ -403,6 +403,8 @@ CREATE FUNCTION llm_sql.query_support(internal) RETURNS internal
     LANGUAGE c STRICT AS 'MODULE_PATHNAME', 'llm_sql_query_support';
 ALTER FUNCTION llm_sql.query(text) SUPPORT llm_sql.query_support;
 ALTER FUNCTION llm_sql.query_json(text) SUPPORT llm_sql.query_support;
+-- The planner calls it itself, without checking EXECUTE.
+REVOKE EXECUTE ON FUNCTION llm_sql.query_support(internal) FROM PUBLIC;
 "#,
     name = "query_support",
     requires = ["query_functions"],

@@ -84,7 +84,7 @@ pub fn run(
     notice!(
         "embed_column: {done} rows embedded into {}.{} in {batches} batches",
         columns.qualified,
-        columns.target
+        columns.target_name
     );
     Ok(())
 }
@@ -93,6 +93,8 @@ pub fn run(
 fn start(table: Oid, source: &str, target: &str, model: &str) -> Result<(i64, i64)> {
     PREFETCH.with(|p| p.borrow_mut().take());
     let columns = Columns::resolve(table, Some(source), target)?;
+    // The job is recorded as llm_sql's owner: only for a role that may fill the column.
+    columns.check_writable(source, "embed_column")?;
     let total = Spi::get_one::<i64>(&format!(
         "SELECT count(*) FROM {} WHERE {} IS NULL AND {src}::text {HAS_TEXT}",
         columns.qualified,

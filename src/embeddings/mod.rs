@@ -55,6 +55,30 @@ pub struct Columns {
 }
 
 impl Columns {
+    /// An error unless the current role may read `source` and write the target: checked
+    /// before llm_sql records anything about the column as its owner (`function` names the
+    /// caller in the message).
+    pub fn check_writable(&self, source: &str, function: &str) -> Result<()> {
+        let allowed = Spi::get_one_with_args::<bool>(
+            "SELECT pg_catalog.has_column_privilege($1, $2, 'UPDATE')
+                AND pg_catalog.has_column_privilege($1, $3, 'SELECT')",
+            &[
+                self.table.into(),
+                self.target_name.as_str().into(),
+                source.into(),
+            ],
+        )?;
+        if allowed == Some(true) {
+            return Ok(());
+        }
+        Err(Error::permission_denied(format!(
+            "{function} needs SELECT on {qualified}.{src} and UPDATE on {qualified}.{tgt}",
+            qualified = self.qualified,
+            src = self.source,
+            tgt = self.target,
+        )))
+    }
+
     /// Looks up the columns; `source` None when only the target matters (search). Reads the
     /// system caches, not SPI: backfill resolves its columns again for every batch.
     pub fn resolve(table: Oid, source: Option<&str>, target: &str) -> Result<Columns> {

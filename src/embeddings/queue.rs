@@ -32,20 +32,9 @@ use crate::subxact::{self, OnSuccess};
 pub fn enable(table: Oid, source: &str, target: &str, model: &str) -> Result<i64> {
     let columns = Columns::resolve(table, Some(source), target)?;
     let keys = primary_key(&columns)?;
-    let allowed = Spi::get_one_with_args::<bool>(
-        "SELECT pg_catalog.has_column_privilege($1, $2, 'UPDATE')
-            AND pg_catalog.has_column_privilege($1, $3, 'SELECT')",
-        &[table.into(), target.into(), source.into()],
-    )?;
-    if allowed != Some(true) {
-        return Err(Error::permission_denied(format!(
-            "auto_embed needs SELECT on {qualified}.{src} and UPDATE on {qualified}.{tgt}",
-            qualified = columns.qualified,
-            src = columns.source,
-            tgt = columns.target,
-        ))
-        .with_detail("The embedding worker writes as the role that calls auto_embed."));
-    }
+    columns.check_writable(source, "auto_embed").map_err(|e| {
+        e.with_detail("The embedding worker writes as the role that calls auto_embed.")
+    })?;
     // The triggers are created as llm_sql's owner (their function is not executable by
     // PUBLIC), so the caller's own right to create them is checked here.
     let may_trigger = Spi::get_one_with_args::<bool>(
