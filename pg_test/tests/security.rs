@@ -228,13 +228,13 @@ fn a_role_cannot_stop_another_roles_auto_embedding() {
     let mut su = superuser();
     create_login_role("embed_owner", PASSWORD, "");
     create_login_role("embed_other", PASSWORD, "");
-    su.batch_execute(&format!(
+    su.batch_execute(
         "DROP TABLE IF EXISTS public.owned_docs;
          CREATE TABLE public.owned_docs (id int PRIMARY KEY, body text, embedding vector(8));
          ALTER TABLE public.owned_docs OWNER TO embed_owner;
          GRANT SELECT ON public.owned_docs TO embed_other;
-         ALTER ROLE embed_owner SET llm_sql.embedding_model = 'nomic-embed-text';"
-    ))
+         ALTER ROLE embed_owner SET llm_sql.embedding_model = 'nomic-embed-text';",
+    )
     .unwrap();
     let mut owner = login("embed_owner", PASSWORD);
     // (One statement per call: embed_column commits, which a multi-statement string forbids.)
@@ -334,7 +334,7 @@ fn a_non_superusers_server_attachment_must_log_in_with_a_checked_password() {
     for dsn in [
         format!("host=localhost user=postgres password=x database=shop socket={socket}"),
         format!("user=postgres password=x database=shop socket={socket}"),
-        format!("mysql://postgres:x@localhost/shop"),
+        "mysql://postgres:x@localhost/shop".to_string(),
         format!("mysql://postgres:x@127.0.0.1:{mysql}/shop?socket={socket}"),
         format!("host=127.0.0.1 port={mysql} user=shop database=shop"),
     ] {

@@ -77,13 +77,10 @@ pub unsafe extern "C-unwind" fn llm_sql_process_embedding_queue(
 ) -> pg_sys::Datum {
     // SAFETY: declared in SQL as (int).
     let max_rows = unsafe { pgrx::fcinfo::pg_getarg::<i32>(fcinfo, 0) };
-    (|| {
-        // SAFETY: this is a procedure call. Inside a transaction block it drains the queue in
-        // that transaction.
-        let mut transactions = unsafe { Transactions::begin(fcinfo) };
-        queue::drain(max_rows, &mut transactions)
-    })()
-    .or_report();
+    // SAFETY: this is a procedure call. Inside a transaction block it drains the queue in that
+    // transaction.
+    let mut transactions = unsafe { Transactions::begin(fcinfo) };
+    queue::drain(max_rows, &mut transactions).or_report();
     pg_sys::Datum::from(0)
 }
 

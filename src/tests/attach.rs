@@ -417,7 +417,7 @@ mod tests {
             format!("SELECT * FROM llm_sql.query_json($d$CREATE MACRO m2(p) AS (SELECT count(*) FROM sqlite_scan(p, 't')); SELECT m2('{path}')$d$)"),
             format!("SELECT * FROM llm_sql.query_json($d$WITH c AS (SELECT * FROM sqlite_scan('{path}', 't')) SELECT * FROM c$d$)"),
             format!("SELECT * FROM llm_sql.query_json($d$EXPLAIN SELECT * FROM sqlite_scan('{path}', 't')$d$)"),
-            format!("SELECT * FROM llm_sql.query_json($d$SELECT * FROM (FROM sqlite_query('gate', 'SELECT * FROM t'))$d$)"),
+            "SELECT * FROM llm_sql.query_json($d$SELECT * FROM (FROM sqlite_query('gate', 'SELECT * FROM t'))$d$)".to_string(),
             format!("SELECT llm_sql.execute($d$CALL sqlite_attach('{path}')$d$)"),
             "SELECT * FROM llm_sql.query_json($d$SELECT * FROM query_table('gate.t')$d$)".to_string(),
             "SELECT * FROM llm_sql.query_json($d$SELECT * FROM json_execute_serialized_sql(json_serialize_sql('SELECT 1'))$d$)".to_string(),
