@@ -7,11 +7,35 @@ use std::time::{Duration, Instant};
 
 pub use postgres::{Client, Error};
 
-fn port() -> u16 {
-    std::env::var("LLM_SQL_TEST_PORT")
-        .expect("LLM_SQL_TEST_PORT is not set: run the client tests through pg_test/run (or scripts/test)")
+/// A port pg_test/run exported (the test cluster's, the remote servers').
+pub fn env_port(name: &str) -> u16 {
+    std::env::var(name)
+        .unwrap_or_else(|_| {
+            panic!("{name} is not set: run the client tests through pg_test/run (or scripts/test)")
+        })
         .parse()
-        .expect("LLM_SQL_TEST_PORT is a port number")
+        .unwrap_or_else(|_| panic!("{name} is a port number"))
+}
+
+fn port() -> u16 {
+    env_port("LLM_SQL_TEST_PORT")
+}
+
+/// A URL of the project's LLM test server (`options` chooses its key, faults, …).
+pub fn llm_url(options: &str) -> String {
+    let base =
+        std::env::var("LLM_SQL_TEST_LLM_URL").unwrap_or_else(|_| "http://127.0.0.1:54340".into());
+    format!("{base}/{options}")
+}
+
+/// The first column of every row of `sql`, as text.
+pub fn texts(client: &mut Client, sql: &str) -> Vec<String> {
+    client
+        .query(sql, &[])
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect()
 }
 
 pub const DATABASE: &str = "llm_sql_test";

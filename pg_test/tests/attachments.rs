@@ -10,13 +10,6 @@ use llm_sql_pg_test::*;
 const REMOTE_PG_PASSWORD: &str = "r3m0te'pa;ss";
 const MYSQL_PASSWORD: &str = "my;p@ss'w";
 
-fn env_port(name: &str) -> u16 {
-    std::env::var(name)
-        .unwrap_or_else(|_| panic!("{name} is not set: run through pg_test/run"))
-        .parse()
-        .unwrap()
-}
-
 fn percent(text: &str) -> String {
     text.bytes()
         .map(|b| match b {

@@ -9,12 +9,6 @@ use std::time::{Duration, Instant};
 
 use llm_sql_pg_test::*;
 
-fn llm_url(options: &str) -> String {
-    let base =
-        std::env::var("LLM_SQL_TEST_LLM_URL").unwrap_or_else(|_| "http://127.0.0.1:54340".into());
-    format!("{base}/{options}")
-}
-
 /// Requests the test server saw for `key`.
 fn requests(key: &str) -> u64 {
     ureq::get(llm_url(&format!("_stats/{key}")))

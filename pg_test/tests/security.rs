@@ -9,21 +9,8 @@ use llm_sql_pg_test::*;
 
 const PASSWORD: &str = "attacker-pw";
 
-fn env_port(name: &str) -> u16 {
-    std::env::var(name)
-        .unwrap_or_else(|_| panic!("{name} is not set: run through pg_test/run"))
-        .parse()
-        .unwrap()
-}
-
 fn test_port() -> u16 {
     env_port("LLM_SQL_TEST_PORT")
-}
-
-fn llm_url(options: &str) -> String {
-    let base =
-        std::env::var("LLM_SQL_TEST_LLM_URL").unwrap_or_else(|_| "http://127.0.0.1:54340".into());
-    format!("{base}/{options}")
 }
 
 /// Creates in schema `evil` (owned by `role`) an operator for every comparison of the common
@@ -146,15 +133,10 @@ fn sql_run_as_llm_sqls_owner_never_resolves_names_in_the_callers_schemas() {
     );
     assert!(mine > 0, "the planted operators never ran at all");
     // ... and never with the owner's rights.
-    let stolen: Vec<String> = planter
-        .query(
-            "SELECT who || ': ' || what FROM evil.log WHERE who <> 'planter' LIMIT 5",
-            &[],
-        )
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let stolen = texts(
+        &mut planter,
+        "SELECT who || ': ' || what FROM evil.log WHERE who <> 'planter' LIMIT 5",
+    );
     assert!(stolen.is_empty(), "ran as another role: {stolen:?}");
     let rolsuper: bool = su
         .query_one(
@@ -176,37 +158,27 @@ fn sql_run_as_llm_sqls_owner_never_resolves_names_in_the_callers_schemas() {
 #[test]
 fn public_may_execute_no_internal_function_and_no_object_uses_the_search_path() {
     let mut su = superuser();
-    let open: Vec<String> = su
-        .query(
-            "SELECT p.oid::regprocedure::text FROM pg_proc p
+    let open = texts(
+        &mut su,
+        "SELECT p.oid::regprocedure::text FROM pg_proc p
               WHERE p.pronamespace = 'llm_sql'::regnamespace
                 AND (p.proname LIKE '\\_%' OR p.prorettype IN ('internal'::regtype, 'fdw_handler'::regtype,
                                                               'trigger'::regtype)
                      OR p.proname = 'fdw_validator')
                 AND EXISTS (SELECT 1 FROM aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a
                              WHERE a.grantee = 0 AND a.privilege_type = 'EXECUTE')",
-            &[],
-        )
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    );
     assert!(
         open.is_empty(),
         "internal functions PUBLIC may call: {open:?}"
     );
     // SQL and PL/pgSQL routines would resolve their names through the caller's search_path.
-    let unpinned: Vec<String> = su
-        .query(
-            "SELECT p.oid::regprocedure::text FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
+    let unpinned = texts(
+        &mut su,
+        "SELECT p.oid::regprocedure::text FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
               WHERE p.pronamespace = 'llm_sql'::regnamespace AND l.lanname IN ('sql', 'plpgsql')
                 AND NOT coalesce(p.proconfig::text LIKE '%search_path=pg_catalog%', false)",
-            &[],
-        )
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    );
     assert!(unpinned.is_empty(), "{unpinned:?}");
     // No role may rewrite another's embedding jobs or queue: those tables are closed to them.
     create_login_role("job_snoop", PASSWORD, "");
