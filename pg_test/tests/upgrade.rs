@@ -15,7 +15,9 @@ fn described(database: &str) -> Vec<String> {
             r#"
 WITH members AS (
     SELECT d.classid, d.objid FROM pg_depend d JOIN pg_extension e ON e.oid = d.refobjid
-     WHERE d.refclassid = 'pg_extension'::regclass AND e.extname = 'llm_sql' AND d.deptype = 'e')
+     WHERE d.refclassid = 'pg_extension'::regclass AND e.extname = 'llm_sql' AND d.deptype = 'e'
+       -- (the #[pg_test] functions of a test build, which scripts/test installs, are not ours)
+       AND pg_describe_object(d.classid, d.objid, 0) !~ '^(function tests[.]|schema tests$)')
 SELECT line FROM (
     SELECT pg_describe_object(m.classid, m.objid, 0) || ' | '
            || coalesce(obj_description(m.objid, m.classid::regclass::name), '') AS line
