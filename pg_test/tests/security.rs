@@ -300,6 +300,22 @@ fn a_non_superusers_server_attachment_must_log_in_with_a_checked_password() {
             )],
         )
         .unwrap();
+    // With the postgres extension now loaded in the role's DuckDB, its functions that reach
+    // any server, or send SQL text to the attachment, are still out of reach, in every form.
+    let superuser_dsn = format!("host=/tmp port={port} dbname=llm_sql_test user=postgres");
+    for duck in [
+        format!("CREATE TABLE a AS SELECT rolname, rolpassword FROM postgres_scan /* /* */ */ ('{superuser_dsn}', 'pg_catalog', 'pg_authid')"),
+        format!("CREATE VIEW v AS SELECT * FROM postgres_scan('{superuser_dsn}', 'pg_catalog', 'pg_authid')"),
+        "SELECT * FROM postgres_query('their_crm', 'SELECT 1')".to_string(),
+        "CALL postgres_execute('their_crm', 'CREATE TABLE planted ()')".to_string(),
+        format!("CREATE MACRO m() AS TABLE SELECT * FROM postgres_scan('{superuser_dsn}', 'pg_catalog', 'pg_authid'); SELECT * FROM m()"),
+        format!("SELECT * FROM system.main.postgres_scan_pushdown('{superuser_dsn}', 'pg_catalog', 'pg_authid')"),
+    ] {
+        let error = attacher
+            .query_one("SELECT llm_sql.execute($1)", &[&duck])
+            .unwrap_err();
+        assert_eq!(sqlstate(&error), "42501", "{duck}: {}", describe(&error));
+    }
     // MySQL: the Unix socket is where MariaDB's unix_socket accounts log the OS user in.
     let socket = std::env::var("LLM_SQL_MYSQL_SOCKET").unwrap();
     let mysql = env_port("LLM_SQL_MYSQL_PORT");

@@ -284,26 +284,15 @@ fn test_source(entry: &Entry) -> Result<usize> {
             alias: format!("{}_password_probe", entry.alias),
             ..entry.clone()
         };
-        let wrong = format!("llm-sql-wrong-{:x}", rand_u64());
-        let checked = engine::Scratch::open()?;
-        if attach_with_password(checked.conn(), &probe, Some(&wrong)).is_ok() {
+        let mut random = [0u8; 16];
+        // SAFETY: fills the buffer it is given with random bytes.
+        unsafe { pg_sys::pg_strong_random(random.as_mut_ptr().cast(), random.len()) };
+        let wrong: String = random.iter().map(|b| format!("{b:02x}")).collect();
+        if attach_with_password(scratch.conn(), &probe, Some(&wrong)).is_ok() {
             return Err(server::accepted_wrong_password(&entry.alias));
         }
     }
     Ok(tables)
-}
-
-/// A number no one guesses, for a password that must be wrong.
-fn rand_u64() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or_default(),
-    );
-    hasher.finish()
 }
 
 /// Attaches `entry` on `conn` (loading its extension first) and counts its tables, which also
