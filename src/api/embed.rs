@@ -8,28 +8,18 @@ use std::ffi::CStr;
 use pgrx::datum::JsonB;
 use pgrx::pg_sys::{self, Oid};
 use pgrx::prelude::*;
-use pgrx::PgSqlErrorCode;
 
+use super::query::required;
 use crate::embeddings::{backfill, queue, search};
 use crate::error::{Error, OrReport, Result};
 use crate::llm;
 use crate::procedure::Transactions;
 
-/// The table and column arguments every embedding function takes, NULL refused.
-fn required<'a>(
-    function: &str,
-    tbl: Option<Oid>,
-    source_column: Option<&'a CStr>,
-    target_column: Option<&'a CStr>,
-) -> Result<(Oid, &'a str, &'a str)> {
-    let text = |c: Option<&'a CStr>| c.and_then(|c| c.to_str().ok());
-    match (tbl, text(source_column), text(target_column)) {
-        (Some(tbl), Some(source), Some(target)) => Ok((tbl, source, target)),
-        _ => Err(Error::new(
-            PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
-            format!("{function}: tbl, source_column and target_column must not be NULL"),
-        )),
-    }
+/// A `name` argument as text; NULL refused (22004) like any required argument.
+fn name_arg<'a>(value: Option<&'a CStr>, argument: &str) -> Result<&'a str> {
+    required(value, argument)?
+        .to_str()
+        .map_err(|_| Error::invalid_parameter(format!("{argument} is not valid UTF-8")))
 }
 
 /// `CALL llm_sql.embed_column(tbl regclass, source_column name, target_column name,
@@ -50,7 +40,11 @@ pub unsafe extern "C-unwind" fn llm_sql_embed_column(
         )
     };
     (|| {
-        let (tbl, source, target) = required("embed_column", tbl, source, target)?;
+        let (tbl, source, target) = (
+            required(tbl, "tbl")?,
+            name_arg(source, "source_column")?,
+            name_arg(target, "target_column")?,
+        );
         // SAFETY: this is a procedure call.
         let mut transactions = unsafe { Transactions::begin(fcinfo) };
         transactions.require_commits("embed_column")?;
@@ -104,7 +98,11 @@ fn start_auto_embed(
     model: Option<&str>,
 ) {
     (|| {
-        let (tbl, source, target) = required("auto_embed", tbl, source_column, target_column)?;
+        let (tbl, source, target) = (
+            required(tbl, "tbl")?,
+            name_arg(source_column, "source_column")?,
+            name_arg(target_column, "target_column")?,
+        );
         let model = llm::embedding_model(model)?;
         let queued = queue::enable(tbl, source, target, &model)?;
         notice!("auto_embed: {target} follows {source}; {queued} existing rows queued");
@@ -124,14 +122,13 @@ COMMENT ON FUNCTION llm_sql.disable_auto_embed(regclass, name) IS
 "#
 )]
 fn stop_auto_embed(tbl: Option<Oid>, target_column: Option<&CStr>) {
-    let (Some(tbl), Some(target)) = (tbl, target_column.and_then(|c| c.to_str().ok())) else {
-        Error::new(
-            PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
-            "disable_auto_embed: tbl and target_column must not be NULL",
+    (|| {
+        queue::disable(
+            required(tbl, "tbl")?,
+            name_arg(target_column, "target_column")?,
         )
-        .report()
-    };
-    queue::disable(tbl, target).or_report()
+    })()
+    .or_report()
 }
 
 #[pg_extern(
