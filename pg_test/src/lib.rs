@@ -182,3 +182,16 @@ pub fn wait_for_embeddings(client: &mut Client, table: &str, want: i64) {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+/// A port on 127.0.0.1 where connections are accepted and never answered.
+pub fn silent_server() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming() {
+            held.push(stream);
+        }
+    });
+    port
+}

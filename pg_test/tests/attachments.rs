@@ -1,7 +1,6 @@
 //! Attachments across sessions and against real servers: a second PostgreSQL 18 cluster and a
 //! MariaDB server that pg_test/run starts on 127.0.0.1, plus SQLite files.
 
-use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -214,15 +213,7 @@ fn mysql_server_attachment_reads_mariadb() {
 
 #[test]
 fn attach_timeout_bounds_a_server_that_never_answers() {
-    // Accepts connections and never says a word.
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for stream in listener.incoming() {
-            held.push(stream);
-        }
-    });
+    let port = silent_server();
     let mut su = superuser();
     su.batch_execute("SET llm_sql.attach_timeout = '1500ms'")
         .unwrap();

@@ -2,7 +2,6 @@
 //! objects planted on its own search_path for the SQL llm_sql runs as its owner, attachments of
 //! servers that let the database server's own identity in, internal functions, the API key.
 
-use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 use llm_sql_pg_test::*;
@@ -355,19 +354,6 @@ fn a_non_superusers_server_attachment_must_log_in_with_a_checked_password() {
     assert!(!rolsuper);
     su.batch_execute("ALTER DATABASE llm_sql_test RESET llm_sql.attach_role")
         .unwrap();
-}
-
-/// A port where connections are accepted and never answered.
-fn silent_server() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for stream in listener.incoming() {
-            held.push(stream);
-        }
-    });
-    port
 }
 
 #[test]
