@@ -54,6 +54,16 @@ impl Error {
 
     /// Raises this error as a Postgres ERROR. Does not return.
     pub fn report(self) -> ! {
+        self.into_report().report(PgLogLevel::ERROR);
+        unreachable!("ERROR-level reports do not return")
+    }
+
+    /// Sends this as a WARNING to the client (and the log), and goes on.
+    pub fn warn(self) {
+        self.into_report().report(PgLogLevel::WARNING);
+    }
+
+    fn into_report(self) -> ErrorReport {
         let mut report = ErrorReport::new(self.code, self.message, "llm_sql");
         if let Some(detail) = self.detail {
             report = report.set_detail(detail);
@@ -61,8 +71,7 @@ impl Error {
         if let Some(hint) = self.hint {
             report = report.set_hint(hint);
         }
-        report.report(PgLogLevel::ERROR);
-        unreachable!("ERROR-level reports do not return")
+        report
     }
 }
 

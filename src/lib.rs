@@ -20,6 +20,7 @@ mod quote;
 mod run_as;
 mod settings;
 mod subxact;
+mod utility;
 mod worker;
 
 // (pgrx 0.18.1's bare `version` key fills in the name field; the version is spelled out.)
@@ -39,14 +40,27 @@ pub extern "C-unwind" fn _PG_init() {
     api::scan::init();
     attach::registry::init();
     nl2sql::sandbox::init();
+    utility::init();
     worker::register();
 }
 
 pgrx::extension_sql!(
     r#"
+-- The extension itself lives in pg_catalog (like PL/pgSQL); its two schemas are its members,
+-- so DROP EXTENSION llm_sql leaves nothing behind.
+CREATE SCHEMA llm_sql;
+COMMENT ON SCHEMA llm_sql IS 'llm_sql: DuckDB, federated queries, LLM text-to-SQL and embeddings';
 -- Every role may call llm_sql's functions; what they can do through them is limited by their
 -- own privileges (see README, "Security model"). REVOKE EXECUTE on a function to restrict it.
 GRANT USAGE ON SCHEMA llm_sql TO PUBLIC;
+-- Functions only Postgres calls (triggers, the FDW, the planner): no role needs to see them.
+CREATE SCHEMA llm_sql_internal;
+REVOKE ALL ON SCHEMA llm_sql_internal FROM PUBLIC;
+COMMENT ON SCHEMA llm_sql_internal IS 'llm_sql''s functions that only Postgres calls';
+-- The rest of this script creates unqualified names (pgrx writes them so) in llm_sql. (SET
+-- LOCAL ends with the script: CREATE EXTENSION restores its search_path.)
+SELECT pg_catalog.set_config('search_path',
+                             'llm_sql, ' || pg_catalog.current_setting('search_path'), true);
 "#,
     name = "schema_usage",
     bootstrap,
@@ -62,6 +76,11 @@ pub mod pg_test {
 
     #[must_use]
     pub fn postgresql_conf_options() -> Vec<&'static str> {
-        vec![]
+        // As every cluster llm_sql runs in: preloaded, with the embedding worker. (Test
+        // transactions never commit, so the worker does not see their queues.)
+        vec![
+            "shared_preload_libraries = 'llm_sql'",
+            "llm_sql.worker_database = 'pgrx_tests'",
+        ]
     }
 }

@@ -19,6 +19,7 @@ pub static DUCKDB_MAX_TEMP_DIRECTORY_SIZE: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c"1GB"));
 pub static DUCKDB_EXTENSION_DIRECTORY: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c""));
+pub static NUMERIC_AS_DOUBLE: GucSetting<bool> = GucSetting::<bool>::new(false);
 pub static ATTACH_ROLE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c""));
 pub static ATTACH_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(10_000);
 
@@ -117,6 +118,14 @@ pub fn init() {
         c"DuckDB never downloads extensions: they are installed there with llm_sql.",
         &DUCKDB_EXTENSION_DIRECTORY,
         GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_bool_guc(
+        c"llm_sql.numeric_as_double",
+        c"Lets numeric columns that DuckDB's DECIMAL(38) cannot hold travel as DOUBLE (inexact).",
+        c"Off: unconstrained numeric columns of catalog pg are DECIMAL(38,9) in DuckDB, and a value that does not fit exactly is an error.",
+        &NUMERIC_AS_DOUBLE,
+        GucContext::Userset,
         GucFlags::default(),
     );
     llm_settings();

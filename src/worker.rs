@@ -9,7 +9,11 @@ use std::time::Duration;
 use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, SignalWakeFlags};
 use pgrx::prelude::*;
 
+use crate::error::{Error, Result};
 use crate::settings;
+
+/// What the worker shows as backend_type in pg_stat_activity.
+pub const WORKER_TYPE: &str = "llm_sql embedding worker";
 
 /// Registers the worker; only possible while shared_preload_libraries is loaded.
 pub fn register() {
@@ -17,13 +21,43 @@ pub fn register() {
     if !unsafe { pg_sys::process_shared_preload_libraries_in_progress } {
         return;
     }
-    BackgroundWorkerBuilder::new("llm_sql embedding worker")
-        .set_type("llm_sql embedding worker")
+    BackgroundWorkerBuilder::new(WORKER_TYPE)
+        .set_type(WORKER_TYPE)
         .set_library("llm_sql")
         .set_function("llm_sql_embedding_worker_main")
         .enable_spi_access()
         .set_restart_time(Some(Duration::from_secs(10)))
         .load();
+}
+
+/// True when an embedding worker is connected to the current database.
+pub fn serves_current_database() -> Result<bool> {
+    Ok(Spi::get_one_with_args::<bool>(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity
+                         WHERE backend_type = $1 AND datname = pg_catalog.current_database())",
+        &[WORKER_TYPE.into()],
+    )?
+    .unwrap_or(false))
+}
+
+/// Warns, when no worker serves the current database, that queued rows wait.
+pub fn warn_if_absent() -> Result<()> {
+    if serves_current_database()? {
+        return Ok(());
+    }
+    let database =
+        Spi::get_one::<String>("SELECT pg_catalog.current_database()::text")?.unwrap_or_default();
+    Error::new(
+        pgrx::PgSqlErrorCode::ERRCODE_WARNING,
+        format!("no llm_sql embedding worker serves database \"{database}\": queued rows wait until one does"),
+    )
+    .with_hint(format!(
+        "Start one: shared_preload_libraries = 'llm_sql' and llm_sql.worker_database = '{database}' in \
+         postgresql.conf, then restart the server. Meanwhile CALL llm_sql.process_embedding_queue() \
+         embeds the queued rows."
+    ))
+    .warn();
+    Ok(())
 }
 
 fn naptime() -> Duration {

@@ -195,3 +195,16 @@ pub fn silent_server() -> u16 {
     });
     port
 }
+
+/// psql connected to the test database as the superuser: it sends parameters untyped
+/// (`\bind`), as many drivers do, and a test can kill it to lose a client abruptly.
+pub fn psql(args: &[&str]) -> std::process::Command {
+    let program = std::env::var("LLM_SQL_TEST_PSQL")
+        .expect("LLM_SQL_TEST_PSQL is not set: run the client tests through pg_test/run");
+    let mut command = std::process::Command::new(program);
+    command
+        .args(["-h", "/tmp", "-p", &port().to_string(), "-U", "postgres", "-d", DATABASE])
+        .args(["-XAtq", "-v", "ON_ERROR_STOP=1"])
+        .args(args);
+    command
+}

@@ -2,6 +2,7 @@
 //! use theirs at once. Login roles get exactly the file rights their Postgres roles give.
 
 use std::thread;
+use std::time::{Duration, Instant};
 
 use llm_sql_pg_test::*;
 
@@ -118,4 +119,84 @@ fn a_sessions_first_query_already_streams() {
         plan.iter().any(|l| l.contains("Custom Scan (DuckDB Scan)")),
         "{plan:?}"
     );
+}
+
+/// PgBouncer and other poolers run DISCARD ALL between clients: DuckDB's state must not reach
+/// the next client of the same backend.
+#[test]
+fn discard_all_resets_the_backends_duckdb() {
+    let mut pooled = superuser();
+    pooled
+        .batch_execute(
+            "SELECT llm_sql.execute('CREATE TABLE first_clients AS SELECT 1 AS x');
+             SELECT llm_sql.execute('SET VARIABLE first_clients_secret = 42');",
+        )
+        .unwrap();
+    let secret = "SELECT s FROM llm_sql.query('SELECT getvariable(''first_clients_secret'')::INT') AS t(s int)";
+    let seen: Option<i32> = pooled.query_one(secret, &[]).unwrap().get(0);
+    assert_eq!(seen, Some(42));
+    pooled.batch_execute("DISCARD ALL").unwrap();
+    let error = pooled
+        .simple_query("SELECT * FROM llm_sql.query('SELECT x FROM first_clients') AS t(x int)")
+        .expect_err("the table must be gone");
+    assert_eq!(sqlstate(&error), "42P01", "{}", describe(&error));
+    let seen: Option<i32> = pooled.query_one(secret, &[]).unwrap().get(0);
+    assert_eq!(seen, None);
+    // Other DISCARDs leave it alone.
+    pooled
+        .batch_execute(
+            "SELECT llm_sql.execute('CREATE TABLE kept AS SELECT 1 AS x'); DISCARD PLANS; DISCARD TEMP",
+        )
+        .unwrap();
+    assert_eq!(
+        count(
+            &mut pooled,
+            "SELECT x::int8 FROM llm_sql.query('SELECT x FROM kept') AS t(x int)"
+        ),
+        1
+    );
+}
+
+/// With client_connection_check_interval set, Postgres ends a plain query within that interval
+/// of its client going away; a DuckDB query must end as promptly.
+#[test]
+fn a_lost_client_stops_its_duckdb_query() {
+    let fragment = "range(100000000000) lost_client";
+    let sql = format!(
+        "SELECT * FROM llm_sql.query('SELECT count(*) FROM {fragment} WHERE hash(lost_client.range) = 0') AS t(n bigint)"
+    );
+    let mut client = psql(&["-c", "SET client_connection_check_interval = '200ms'", "-c", &sql])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut observer = superuser();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let pid: i32 = loop {
+        let row = observer
+            .query_opt(
+                "SELECT pid FROM pg_stat_activity WHERE state = 'active' AND strpos(query, $1) > 0
+                   AND pid <> pg_backend_pid()",
+                &[&fragment],
+            )
+            .unwrap();
+        if let Some(row) = row {
+            break row.get(0);
+        }
+        assert!(Instant::now() < deadline, "the query never started");
+        thread::sleep(Duration::from_millis(20));
+    };
+    thread::sleep(Duration::from_millis(300));
+    client.kill().unwrap();
+    client.wait().unwrap();
+    let lost_at = Instant::now();
+    let gone = "SELECT count(*) FROM pg_stat_activity WHERE pid = $1";
+    while observer.query_one(gone, &[&pid]).unwrap().get::<_, i64>(0) > 0 {
+        assert!(
+            lost_at.elapsed() < Duration::from_secs(5),
+            "the backend of the lost client still runs its DuckDB query"
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+    eprintln!("backend gone {:?} after its client", lost_at.elapsed());
 }

@@ -130,6 +130,8 @@ CREATE TABLE llm_sql.examples (
 );
 GRANT SELECT ON llm_sql.examples TO PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('llm_sql.examples', '');
+COMMENT ON TABLE llm_sql.examples IS
+    'Worked question/SQL examples; those sharing most words with a question go into ask''s prompt';
 
 -- Question -> SQL that worked, by normalised question, visible schema, model and role.
 -- Only llm_sql's functions read and write it.
@@ -140,6 +142,7 @@ CREATE TABLE llm_sql.ask_cache (
     created_at timestamptz NOT NULL DEFAULT pg_catalog.now()
 );
 REVOKE ALL ON llm_sql.ask_cache FROM PUBLIC;
+COMMENT ON TABLE llm_sql.ask_cache IS 'SQL that answered a question before, reused by ask (llm_sql''s functions only)';
 
 -- Every call of ask / ask_full / generate_sql. Each role sees its own rows, superusers all.
 CREATE TABLE llm_sql.ask_log (
@@ -160,6 +163,7 @@ CREATE TABLE llm_sql.ask_log (
 ALTER TABLE llm_sql.ask_log ENABLE ROW LEVEL SECURITY;
 CREATE POLICY own_questions ON llm_sql.ask_log FOR SELECT USING (role = current_user);
 GRANT SELECT ON llm_sql.ask_log TO PUBLIC;
+COMMENT ON TABLE llm_sql.ask_log IS 'Every call of ask, ask_full and generate_sql (each role sees its own)';
 "#,
     name = "ask_objects",
     requires = ["schema_usage"],

@@ -12,7 +12,6 @@ use pgrx::prelude::*;
 use super::query::required;
 use crate::embeddings::{backfill, queue, search};
 use crate::error::{Error, OrReport, Result};
-use crate::llm;
 use crate::procedure::Transactions;
 
 /// A `name` argument as text; NULL refused (22004) like any required argument.
@@ -103,9 +102,9 @@ fn start_auto_embed(
             name_arg(source_column, "source_column")?,
             name_arg(target_column, "target_column")?,
         );
-        let model = llm::embedding_model(model)?;
-        let queued = queue::enable(tbl, source, target, &model)?;
+        let queued = queue::enable(tbl, source, target, model)?;
         notice!("auto_embed: {target} follows {source}; {queued} existing rows queued");
+        crate::worker::warn_if_absent()?;
         Ok(())
     })()
     .or_report()
@@ -179,7 +178,7 @@ fn hybrid_search_rows(
     TableIterator::new(search::hybrid(tbl, query, &text, k, &column).or_report())
 }
 
-/// `llm_sql._enqueue_embedding()`, the trigger function of auto_embed.
+/// `llm_sql_internal.enqueue_embedding()`, the trigger function of auto_embed.
 #[pg_guard]
 #[unsafe(no_mangle)]
 pub unsafe extern "C-unwind" fn llm_sql_enqueue_embedding(
@@ -192,9 +191,23 @@ pub unsafe extern "C-unwind" fn llm_sql_enqueue_embedding(
 
 finfo_v1!(pg_finfo_llm_sql_enqueue_embedding);
 
+/// `llm_sql_internal.forget_dropped()`, the function of the `sql_drop` event trigger.
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn llm_sql_forget_dropped(
+    _fcinfo: pgrx::pg_sys::FunctionCallInfo,
+) -> pgrx::pg_sys::Datum {
+    queue::forget_dropped().or_report();
+    pgrx::pg_sys::Datum::from(0)
+}
+
+finfo_v1!(pg_finfo_llm_sql_forget_dropped);
+
 pgrx::extension_sql!(
     r#"
--- Progress of embed_column, one row per column, updated with every committed batch.
+-- Progress of embed_column, one row per column, updated with every committed batch. A call
+-- that resumes an unfinished run with the same model continues its counts; resumed_at and
+-- rows_done_at_resume give the current call's rate.
 CREATE TABLE llm_sql.embedding_jobs (
     id bigserial PRIMARY KEY,
     tbl regclass NOT NULL,
@@ -208,9 +221,16 @@ CREATE TABLE llm_sql.embedding_jobs (
     updated_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
     finished_at timestamptz,
     last_error text,
+    resumed_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    rows_done_at_resume bigint NOT NULL DEFAULT 0,
     UNIQUE (tbl, target_column)
 );
 REVOKE ALL ON llm_sql.embedding_jobs FROM PUBLIC;
+COMMENT ON TABLE llm_sql.embedding_jobs IS
+    'The model and progress of embed_column per column (read it through llm_sql.embedding_progress)';
+-- (Kept by pg_dump: the model a column was filled with is what its searches embed with.)
+SELECT pg_catalog.pg_extension_config_dump('llm_sql.embedding_jobs', '');
+SELECT pg_catalog.pg_extension_config_dump('llm_sql.embedding_jobs_id_seq', '');
 
 -- (Every operator below has operands of exactly the types of a pg_catalog operator, and every
 -- function is qualified: nothing another role created in a schema on the search_path of
@@ -225,14 +245,21 @@ SELECT j.tbl AS table_name, j.source_column, j.target_column, j.model,
        j.rows_done, j.rows_total,
        pg_catalog.round(100.0 * j.rows_done::numeric / NULLIF(j.rows_total, 0::bigint)::numeric, 1)
            AS percent_done,
-       pg_catalog.round(j.rows_done::numeric
-           / NULLIF(EXTRACT(epoch FROM j.updated_at - j.started_at), 0::numeric))
-           AS rows_per_second,
-       j.started_at, j.updated_at, j.finished_at, j.last_error
+       r.rows_per_second,
+       j.started_at, j.updated_at, j.finished_at, j.last_error,
+       CASE WHEN j.finished_at IS NULL THEN
+           pg_catalog.make_interval(secs => pg_catalog.round(
+               GREATEST(j.rows_total - j.rows_done, 0::bigint)::numeric
+               / NULLIF(r.rows_per_second, 0::numeric))::double precision)
+       END AS time_left
   FROM llm_sql.embedding_jobs j
-  LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid = j.pid AND a.backend_start <= j.started_at
+  CROSS JOIN LATERAL (SELECT pg_catalog.round((j.rows_done - j.rows_done_at_resume)::numeric
+           / NULLIF(EXTRACT(epoch FROM j.updated_at - j.resumed_at), 0::numeric)) AS rows_per_second) r
+  LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid = j.pid AND a.backend_start <= j.resumed_at
  WHERE pg_catalog.has_table_privilege(j.tbl, 'SELECT');
 GRANT SELECT ON llm_sql.embedding_progress TO PUBLIC;
+COMMENT ON VIEW llm_sql.embedding_progress IS
+    'Progress of embed_column per column, across resumed calls, with the current rate and time left';
 
 -- Columns kept up to date by auto_embed; run_as is the role that called it.
 CREATE TABLE llm_sql.auto_embeddings (
@@ -268,11 +295,69 @@ CREATE POLICY readable_tables ON llm_sql.embedding_queue FOR SELECT
     USING (pg_catalog.has_table_privilege(tbl, 'SELECT'));
 SELECT pg_catalog.pg_extension_config_dump('llm_sql.auto_embeddings', '');
 SELECT pg_catalog.pg_extension_config_dump('llm_sql.embedding_queue', '');
+SELECT pg_catalog.pg_extension_config_dump('llm_sql.embedding_queue_id_seq', '');
+COMMENT ON TABLE llm_sql.auto_embeddings IS
+    'Columns that auto_embed keeps up to date: source, model and the role the worker writes as';
+COMMENT ON TABLE llm_sql.embedding_queue IS
+    'Rows of auto-embedded columns waiting for an embedding (each role sees those of tables it may read)';
 
-CREATE FUNCTION llm_sql._enqueue_embedding() RETURNS trigger
+-- One row per embedded column: its model, what auto-embedding still has to do, whether a worker
+-- serves this database, and the progress of embed_column.
+CREATE VIEW llm_sql.embedding_status AS
+WITH embedded AS (
+    SELECT tbl, target_column FROM llm_sql.auto_embeddings
+    UNION
+    SELECT tbl, target_column FROM llm_sql.embedding_jobs),
+queued AS (
+    SELECT q.tbl, q.target_column, pg_catalog.count(*) AS rows_pending,
+           pg_catalog.count(*) FILTER (WHERE q.last_error IS NOT NULL) AS rows_failing,
+           (pg_catalog.array_agg(q.last_error ORDER BY q.next_attempt_at DESC)
+              FILTER (WHERE q.last_error IS NOT NULL))[1] AS last_error,
+           pg_catalog.min(q.enqueued_at) AS oldest_pending
+      FROM llm_sql.embedding_queue q GROUP BY q.tbl, q.target_column)
+SELECT e.tbl AS table_name, e.target_column,
+       COALESCE(c.source_column, j.source_column) AS source_column,
+       COALESCE(c.model, j.model) AS model,
+       c.tbl IS NOT NULL AS auto_embed,
+       COALESCE(q.rows_pending, 0::bigint) AS rows_pending,
+       COALESCE(q.rows_failing, 0::bigint) AS rows_failing,
+       q.oldest_pending,
+       COALESCE(q.last_error, p.last_error) AS last_error,
+       EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity w
+                WHERE w.backend_type = 'llm_sql embedding worker'::text
+                  AND w.datname = pg_catalog.current_database()) AS worker_running,
+       p.state AS backfill_state, p.rows_done AS backfill_rows_done,
+       p.rows_total AS backfill_rows_total, p.percent_done AS backfill_percent_done,
+       p.time_left AS backfill_time_left
+  FROM embedded e
+  LEFT JOIN llm_sql.auto_embeddings c
+         ON c.tbl::oid = e.tbl::oid AND c.target_column = e.target_column
+  LEFT JOIN llm_sql.embedding_jobs j
+         ON j.tbl::oid = e.tbl::oid AND j.target_column = e.target_column
+  LEFT JOIN queued q ON q.tbl::oid = e.tbl::oid AND q.target_column = e.target_column
+  LEFT JOIN llm_sql.embedding_progress p
+         ON p.table_name::oid = e.tbl::oid AND p.target_column = e.target_column
+ WHERE pg_catalog.has_table_privilege(e.tbl, 'SELECT');
+GRANT SELECT ON llm_sql.embedding_status TO PUBLIC;
+COMMENT ON VIEW llm_sql.embedding_status IS
+    'Per embedded column: model, rows queued and failing, last error, whether a worker runs, backfill progress';
+
+-- Dropping a table (or its source or target column) ends its auto-embedding and forgets its
+-- queued rows and jobs.
+CREATE FUNCTION llm_sql_internal.forget_dropped() RETURNS event_trigger
+    LANGUAGE c AS 'MODULE_PATHNAME', 'llm_sql_forget_dropped';
+COMMENT ON FUNCTION llm_sql_internal.forget_dropped() IS
+    'Event trigger: dropping a table or column ends its auto-embedding (called by Postgres)';
+REVOKE EXECUTE ON FUNCTION llm_sql_internal.forget_dropped() FROM PUBLIC;
+CREATE EVENT TRIGGER llm_sql_forget_dropped ON sql_drop
+    EXECUTE FUNCTION llm_sql_internal.forget_dropped();
+
+CREATE FUNCTION llm_sql_internal.enqueue_embedding() RETURNS trigger
     LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'llm_sql_enqueue_embedding';
+COMMENT ON FUNCTION llm_sql_internal.enqueue_embedding() IS
+    'Trigger of auto_embed: queues a changed row for embedding (called by Postgres)';
 -- Only ever run by the triggers auto_embed creates (as llm_sql's owner).
-REVOKE EXECUTE ON FUNCTION llm_sql._enqueue_embedding() FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION llm_sql_internal.enqueue_embedding() FROM PUBLIC;
 
 CREATE PROCEDURE llm_sql.embed_column(tbl regclass, source_column name, target_column name,
                                       batch_size int DEFAULT NULL, model text DEFAULT NULL)

@@ -17,7 +17,7 @@ use super::rows::{stop_running, stop_running_callback, RunningScan};
 use crate::error::OrReport;
 use crate::{pushdown, quote};
 
-/// `llm_sql.fdw_handler()`: the FDW's callbacks.
+/// `llm_sql_internal.fdw_handler()`: the FDW's callbacks.
 #[pg_guard]
 #[unsafe(no_mangle)]
 pub unsafe extern "C-unwind" fn llm_sql_fdw_handler(_fcinfo: pg_sys::FunctionCallInfo) -> Datum {
@@ -44,7 +44,14 @@ finfo_v1!(pg_finfo_llm_sql_fdw_handler);
 /// `import_schema` writes); servers, mappings and the wrapper take none. Since every role may
 /// create foreign tables on `llm_sql_duckdb`, a `relation` holding other DuckDB SQL (a table
 /// function reading files, say) would run as whoever reads the table: it is refused here.
-#[pg_extern(immutable, parallel_safe)]
+#[pg_extern(
+    immutable,
+    parallel_safe,
+    sql = r#"
+CREATE FUNCTION llm_sql_internal.fdw_validator(options text[], catalog oid) RETURNS void
+    LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';
+"#
+)]
 fn fdw_validator(options: Option<Vec<Option<String>>>, catalog: Option<Oid>) {
     let check = || -> crate::error::Result<()> {
         let options: Vec<String> = options.unwrap_or_default().into_iter().flatten().collect();
@@ -113,13 +120,15 @@ fn three_quoted_identifiers(text: &str) -> bool {
 
 pgrx::extension_sql!(
     r#"
-CREATE FUNCTION llm_sql.fdw_handler() RETURNS fdw_handler
+CREATE FUNCTION llm_sql_internal.fdw_handler() RETURNS fdw_handler
     LANGUAGE c STRICT AS 'MODULE_PATHNAME', 'llm_sql_fdw_handler';
-CREATE FOREIGN DATA WRAPPER llm_sql_fdw HANDLER llm_sql.fdw_handler
-    VALIDATOR llm_sql.fdw_validator;
+COMMENT ON FUNCTION llm_sql_internal.fdw_handler() IS
+    'Handler of the llm_sql_fdw foreign data wrapper (called by Postgres)';
+CREATE FOREIGN DATA WRAPPER llm_sql_fdw HANDLER llm_sql_internal.fdw_handler
+    VALIDATOR llm_sql_internal.fdw_validator;
 -- Reading a foreign table runs DuckDB SQL as the reader, like llm_sql.query itself.
 -- Postgres calls the handler and the validator itself, without checking EXECUTE.
-REVOKE EXECUTE ON FUNCTION llm_sql.fdw_handler(), llm_sql.fdw_validator(text[], oid) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION llm_sql_internal.fdw_handler(), llm_sql_internal.fdw_validator(text[], oid) FROM PUBLIC;
 CREATE SERVER llm_sql_duckdb FOREIGN DATA WRAPPER llm_sql_fdw;
 GRANT USAGE ON FOREIGN SERVER llm_sql_duckdb TO PUBLIC;
 "#,

@@ -8,6 +8,7 @@ use pgrx::pg_sys::{self, Datum};
 use pgrx::prelude::*;
 use serde_json::Value;
 
+use super::inline_embed;
 use crate::embeddings::{self, vector};
 use crate::error::{Error, OrReport, Result};
 use crate::llm;
@@ -105,10 +106,14 @@ pub unsafe extern "C-unwind" fn llm_sql_embed(fcinfo: pg_sys::FunctionCallInfo) 
         let Some(input) = input.filter(|i| embeddings::has_text(i)) else {
             return Ok(None);
         };
+        // SAFETY: this call's fcinfo.
+        unsafe { inline_embed::refuse_bound_array(fcinfo, &input)? };
         let model = llm::embedding_model(model.as_deref())?;
-        Ok(embeddings::embed(&[input.as_str()], &model, 1)?
-            .into_iter()
-            .next())
+        inline_embed::remembered(&input, &model, || {
+            Ok(embeddings::embed(&[input.as_str()], &model, 1)?
+                .into_iter()
+                .next())
+        })
     })();
     match embedded.or_report() {
         Some(values) => vector::datum(&values),
@@ -176,7 +181,7 @@ finfo_v1!(pg_finfo_llm_sql_embed_array);
 pgrx::extension_sql!(
     r#"
 CREATE FUNCTION llm_sql.embed(input text, model text DEFAULT NULL) RETURNS vector
-    LANGUAGE c VOLATILE PARALLEL UNSAFE
+    LANGUAGE c STABLE PARALLEL RESTRICTED
     AS 'MODULE_PATHNAME', 'llm_sql_embed';
 COMMENT ON FUNCTION llm_sql.embed(text, text) IS
     'The embedding of a text as a pgvector vector (NULL for NULL or whitespace-only text)';

@@ -16,8 +16,10 @@ macro_rules! finfo_v1 {
 
 mod ask;
 pub mod attach;
+mod comments;
 mod embed;
 pub mod fdw;
+mod inline_embed;
 mod llm;
 pub mod query;
 mod retired;

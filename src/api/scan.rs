@@ -399,12 +399,14 @@ finfo_v1!(pg_finfo_llm_sql_query_support);
 
 pgrx::extension_sql!(
     r#"
-CREATE FUNCTION llm_sql.query_support(internal) RETURNS internal
+CREATE FUNCTION llm_sql_internal.query_support(internal) RETURNS internal
     LANGUAGE c STRICT AS 'MODULE_PATHNAME', 'llm_sql_query_support';
-ALTER FUNCTION llm_sql.query(text) SUPPORT llm_sql.query_support;
-ALTER FUNCTION llm_sql.query_json(text) SUPPORT llm_sql.query_support;
+COMMENT ON FUNCTION llm_sql_internal.query_support(internal) IS
+    'Planner support of query and query_json: their DuckDB Scan (called by Postgres)';
+ALTER FUNCTION llm_sql.query(text) SUPPORT llm_sql_internal.query_support;
+ALTER FUNCTION llm_sql.query_json(text) SUPPORT llm_sql_internal.query_support;
 -- The planner calls it itself, without checking EXECUTE.
-REVOKE EXECUTE ON FUNCTION llm_sql.query_support(internal) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION llm_sql_internal.query_support(internal) FROM PUBLIC;
 "#,
     name = "query_support",
     requires = ["query_functions"],

@@ -307,6 +307,10 @@ CREATE TABLE llm_sql.attachment_grants (
 REVOKE ALL ON llm_sql.attachment_registry, llm_sql.attachment_grants FROM PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('llm_sql.attachment_registry', '');
 SELECT pg_catalog.pg_extension_config_dump('llm_sql.attachment_grants', '');
+COMMENT ON TABLE llm_sql.attachment_registry IS
+    'Attachments remembered across sessions (llm_sql''s owner only; see llm_sql.attachments())';
+COMMENT ON TABLE llm_sql.attachment_grants IS
+    'Roles that may use each remembered attachment (see grant_attachment)';
 "#,
     name = "attachment_registry",
     requires = ["schema_usage"],

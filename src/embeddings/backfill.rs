@@ -42,9 +42,8 @@ pub fn run(
     model: Option<&str>,
     transactions: &mut Transactions,
 ) -> Result<()> {
-    let model = crate::llm::embedding_model(model)?;
     let batch_size = super::batch_size(batch_size)?;
-    let (job, total) = start(table, source, target, &model)?;
+    let (job, total, model) = start(table, source, target, model)?;
     transactions.commit();
     let started = Instant::now();
     let (mut position, mut pass_done, mut done, mut batches) = ("(0,0)".to_string(), 0, 0, 0);
@@ -55,9 +54,12 @@ pub fn run(
         let (embedded, next) = match step {
             Ok(step) => step,
             Err(error) => {
-                failed(job, &error.message)?;
+                // A cancel or timeout interrupts the job; other errors fail it.
+                if error.code != PgSqlErrorCode::ERRCODE_QUERY_CANCELED {
+                    failed(job, &error.message)?;
+                }
                 transactions.commit();
-                return Err(error);
+                return Err(resumable(error, done));
             }
         };
         transactions.commit();
@@ -89,12 +91,32 @@ pub fn run(
     Ok(())
 }
 
-/// Checks the call, records the job and returns its id and the number of rows to embed.
-fn start(table: Oid, source: &str, target: &str, model: &str) -> Result<(i64, i64)> {
+/// Says, in the hint of an error that ended embed_column, that its work is kept.
+fn resumable(error: Error, done: i64) -> Error {
+    let again = format!(
+        "{done} rows embedded by this call are committed: CALL llm_sql.embed_column again to \
+         continue (llm_sql.embedding_progress shows where it stopped)."
+    );
+    let hint = match &error.hint {
+        Some(hint) => format!("{hint} {again}"),
+        None => again,
+    };
+    error.with_hint(hint)
+}
+
+/// Checks the call, records the job and returns its id, the number of rows to embed and the
+/// model.
+fn start(
+    table: Oid,
+    source: &str,
+    target: &str,
+    model: Option<&str>,
+) -> Result<(i64, i64, String)> {
     PREFETCH.with(|p| p.borrow_mut().take());
     let columns = Columns::resolve(table, Some(source), target)?;
     // The job is recorded as llm_sql's owner: only for a role that may fill the column.
     columns.check_writable(source, "embed_column")?;
+    let model = super::model_for(&columns, model, "CALL llm_sql.embed_column")?;
     let total = Spi::get_one::<i64>(&format!(
         "SELECT count(*) FROM {} WHERE {} IS NULL AND {src}::text {HAS_TEXT}",
         columns.qualified,
@@ -102,28 +124,46 @@ fn start(table: Oid, source: &str, target: &str, model: &str) -> Result<(i64, i6
         src = columns.source,
     ))?
     .unwrap_or(0);
+    let args = || {
+        [
+            table.into(),
+            source.into(),
+            target.into(),
+            model.as_str().into(),
+            total.into(),
+        ]
+    };
     let job = as_extension_owner(|| {
+        // Resuming an unfinished run of the same column and model: its counts go on.
+        let resumed = Spi::get_one_with_args::<i64>(
+            "UPDATE llm_sql.embedding_jobs
+                SET pid = pg_catalog.pg_backend_pid(), rows_total = rows_done + $5,
+                    rows_done_at_resume = rows_done, resumed_at = pg_catalog.now(),
+                    updated_at = pg_catalog.now(), last_error = NULL
+              WHERE tbl = $1 AND source_column = $2 AND target_column = $3 AND model = $4
+                AND finished_at IS NULL
+              RETURNING id",
+            &args(),
+        )?;
+        if let Some(job) = resumed {
+            return Ok(job);
+        }
         Ok(Spi::get_one_with_args::<i64>(
             "INSERT INTO llm_sql.embedding_jobs AS j
                     (tbl, source_column, target_column, model, rows_total, pid)
              VALUES ($1, $2, $3, $4, $5, pg_catalog.pg_backend_pid())
              ON CONFLICT (tbl, target_column) DO UPDATE
                 SET source_column = excluded.source_column, model = excluded.model,
-                    rows_total = excluded.rows_total, rows_done = 0, pid = excluded.pid,
-                    started_at = pg_catalog.now(), updated_at = pg_catalog.now(),
+                    rows_total = excluded.rows_total, rows_done = 0, rows_done_at_resume = 0,
+                    pid = excluded.pid, started_at = pg_catalog.now(),
+                    resumed_at = pg_catalog.now(), updated_at = pg_catalog.now(),
                     finished_at = NULL, last_error = NULL
              RETURNING j.id",
-            &[
-                table.into(),
-                source.into(),
-                target.into(),
-                model.into(),
-                total.into(),
-            ],
+            &args(),
         )?
         .unwrap_or(0))
     })?;
-    Ok((job, total))
+    Ok((job, total, model))
 }
 
 /// A batch whose rows were read, and whose embeddings were requested, while the batch before

@@ -25,6 +25,55 @@ pub fn has_text(text: &str) -> bool {
     !text.trim().is_empty()
 }
 
+/// The model a column's embeddings came from: the one auto_embed, else the last embed_column,
+/// recorded for it.
+pub fn recorded_model(table: Oid, target: &str) -> Result<Option<String>> {
+    crate::attach::registry::as_extension_owner(|| {
+        Ok(Spi::get_one_with_args::<String>(
+            "SELECT (SELECT model FROM (
+                 SELECT model, 1 AS pick FROM llm_sql.auto_embeddings
+                  WHERE tbl = $1 AND target_column = $2
+                 UNION ALL
+                 SELECT model, 2 FROM llm_sql.embedding_jobs
+                  WHERE tbl = $1 AND target_column = $2) m
+              ORDER BY pick LIMIT 1)",
+            &[table.into(), target.into()],
+        )?)
+    })
+}
+
+/// The model to fill a column with: `requested`, else the recorded one, else the setting.
+/// One column holds one model's vectors: another model than the recorded one is refused while
+/// the column holds embeddings (`call` shows how to ask again after clearing it).
+pub fn model_for(columns: &Columns, requested: Option<&str>, call: &str) -> Result<String> {
+    let recorded = recorded_model(columns.table, &columns.target_name)?;
+    let model = crate::llm::embedding_model(requested.or(recorded.as_deref()))?;
+    let Some(recorded) = recorded.filter(|r| *r != model) else {
+        return Ok(model);
+    };
+    let filled = Spi::get_one::<bool>(&format!(
+        "SELECT EXISTS (SELECT 1 FROM {} WHERE {} IS NOT NULL)",
+        columns.qualified, columns.target
+    ))?;
+    if filled != Some(true) {
+        return Ok(model);
+    }
+    Err(Error::new(
+        PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+        format!(
+            "column {}.{} holds embeddings of model \"{recorded}\"; \"{model}\" would mix two models' vectors in it",
+            columns.qualified, columns.target
+        ),
+    )
+    .with_detail("Searches embed the question with one model per column; vectors of another model are not comparable.")
+    .with_hint(format!(
+        "Leave the model out to keep \"{recorded}\". To re-embed the column with \"{model}\", clear it first \
+         (UPDATE {tbl} SET {col} = NULL), then {call} again; or embed into a new column.",
+        tbl = columns.qualified,
+        col = columns.target,
+    )))
+}
+
 /// Embeddings of `texts`, in order, from `model`: the built-in model, or the LLM server's
 /// (`batch_size` texts per request).
 pub fn embed(texts: &[&str], model: &str, batch_size: usize) -> Result<crate::llm::Embeddings> {
@@ -143,8 +192,9 @@ impl Columns {
                 ),
             )
             .with_hint(format!(
-                "Use a model with {want} dimensions, or change the column: ALTER TABLE {} ALTER COLUMN {} TYPE vector({got});",
-                self.qualified, self.target
+                "Use a model with {want} dimensions, or embed into a new column of this model's size: \
+                 ALTER TABLE {} ADD COLUMN <name> vector({got});",
+                self.qualified
             ))),
             _ => Ok(()),
         }

@@ -29,12 +29,13 @@ use crate::subxact::{self, OnSuccess};
 
 /// Sets up auto-embedding of `source` into `target`, and queues the rows that have no
 /// embedding yet. Returns how many rows were queued.
-pub fn enable(table: Oid, source: &str, target: &str, model: &str) -> Result<i64> {
+pub fn enable(table: Oid, source: &str, target: &str, model: Option<&str>) -> Result<i64> {
     let columns = Columns::resolve(table, Some(source), target)?;
     let keys = primary_key(&columns)?;
     columns.check_writable(source, "auto_embed").map_err(|e| {
         e.with_detail("The embedding worker writes as the role that calls auto_embed.")
     })?;
+    let model = super::model_for(&columns, model, "SELECT llm_sql.auto_embed(…)")?;
     // The triggers are created as llm_sql's owner (their function is not executable by
     // PUBLIC), so the caller's own right to create them is checked here.
     let may_trigger = Spi::get_one_with_args::<bool>(
@@ -58,12 +59,12 @@ pub fn enable(table: Oid, source: &str, target: &str, model: &str) -> Result<i64
         Spi::run(&format!(
             "CREATE OR REPLACE TRIGGER llm_sql_embed_ins_{attnum} AFTER INSERT ON {tbl}
                FOR EACH ROW WHEN (NEW.{src} IS NOT NULL)
-               EXECUTE FUNCTION llm_sql._enqueue_embedding({args})"
+               EXECUTE FUNCTION llm_sql_internal.enqueue_embedding({args})"
         ))?;
         Spi::run(&format!(
             "CREATE OR REPLACE TRIGGER llm_sql_embed_upd_{attnum} AFTER UPDATE OF {src} ON {tbl}
                FOR EACH ROW WHEN (OLD.{src}::pg_catalog.text IS DISTINCT FROM NEW.{src}::pg_catalog.text)
-               EXECUTE FUNCTION llm_sql._enqueue_embedding({args})"
+               EXECUTE FUNCTION llm_sql_internal.enqueue_embedding({args})"
         ))?;
         Ok(())
     })?;
@@ -94,7 +95,7 @@ pub fn enable(table: Oid, source: &str, target: &str, model: &str) -> Result<i64
                 table.into(),
                 source.into(),
                 target.into(),
-                model.into(),
+                model.as_str().into(),
                 user.into(),
                 key_names.into(),
             ],
@@ -193,13 +194,14 @@ fn primary_key(columns: &Columns) -> Result<Vec<(String, i16, String)>> {
     Ok(keys)
 }
 
-/// The trigger (`llm_sql._enqueue_embedding`): queues the row (NEW) for embedding. Arguments:
+/// The trigger (`llm_sql_internal.enqueue_embedding`): queues the row (NEW) for embedding. Arguments:
 /// target column, then the attribute numbers of the primary key.
 ///
 /// # Safety
 /// `fcinfo` must be the call info of a trigger call.
 pub unsafe fn enqueue_from_trigger(fcinfo: pg_sys::FunctionCallInfo) -> Result<()> {
-    let not_trigger = || Error::internal("llm_sql._enqueue_embedding() is a trigger function");
+    let not_trigger =
+        || Error::internal("llm_sql_internal.enqueue_embedding() is a trigger function");
     // SAFETY: the fields Postgres fills for a trigger call; checked for the node tag first.
     unsafe {
         let context = (*fcinfo).context;
@@ -259,6 +261,65 @@ fn enqueue(table: Oid, target: &str, key: Value) -> Result<()> {
     })
 }
 
+/// Forgets what llm_sql recorded for dropped tables and columns (called by the `sql_drop`
+/// event trigger, as the role that dropped them): their auto-embedding, queued rows and
+/// embedding jobs. The triggers went with the table or column.
+pub fn forget_dropped() -> Result<()> {
+    // (The event trigger also fires while DROP EXTENSION llm_sql drops llm_sql's own tables.)
+    let ours = Spi::get_one::<bool>(
+        "SELECT pg_catalog.to_regclass('llm_sql.auto_embeddings') IS NOT NULL
+            AND pg_catalog.to_regclass('llm_sql.embedding_jobs') IS NOT NULL",
+    )?;
+    if ours != Some(true) {
+        return Ok(());
+    }
+    let dropped = Spi::connect(|client| {
+        let mut dropped: Vec<(Oid, Option<String>)> = Vec::new();
+        for row in client.select(
+            "SELECT objid, CASE WHEN objsubid > 0 THEN address_names[3] END
+               FROM pg_catalog.pg_event_trigger_dropped_objects()
+              WHERE classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+                AND object_type IN ('table', 'table column')",
+            None,
+            &[],
+        )? {
+            dropped.push((
+                row.get::<Oid>(1)?.unwrap_or(Oid::INVALID),
+                row.get::<String>(2)?,
+            ));
+        }
+        Ok::<_, pgrx::spi::Error>(dropped)
+    })?;
+    if dropped.is_empty() {
+        return Ok(());
+    }
+    let tables: Vec<Oid> = dropped.iter().map(|(t, _)| *t).collect();
+    let columns: Vec<Option<String>> = dropped.into_iter().map(|(_, c)| c).collect();
+    as_extension_owner(|| {
+        // A NULL column stands for the whole table; a dropped source column ends
+        // auto-embedding of its target too.
+        for forget in [
+            "DELETE FROM llm_sql.embedding_queue q USING llm_sql.auto_embeddings c,
+                    ROWS FROM (pg_catalog.unnest($1::oid[]), pg_catalog.unnest($2::name[])) AS d(tbl, col)
+              WHERE c.tbl::oid = d.tbl AND q.tbl::oid = d.tbl AND q.target_column = c.target_column
+                AND (d.col IS NULL OR d.col = c.target_column OR d.col = c.source_column)",
+            "DELETE FROM llm_sql.embedding_queue q
+              USING ROWS FROM (pg_catalog.unnest($1::oid[]), pg_catalog.unnest($2::name[])) AS d(tbl, col)
+              WHERE q.tbl::oid = d.tbl AND (d.col IS NULL OR d.col = q.target_column)",
+            "DELETE FROM llm_sql.auto_embeddings c
+              USING ROWS FROM (pg_catalog.unnest($1::oid[]), pg_catalog.unnest($2::name[])) AS d(tbl, col)
+              WHERE c.tbl::oid = d.tbl
+                AND (d.col IS NULL OR d.col = c.target_column OR d.col = c.source_column)",
+            "DELETE FROM llm_sql.embedding_jobs j
+              USING ROWS FROM (pg_catalog.unnest($1::oid[]), pg_catalog.unnest($2::name[])) AS d(tbl, col)
+              WHERE j.tbl::oid = d.tbl AND (d.col IS NULL OR d.col = j.target_column)",
+        ] {
+            Spi::run_with_args(forget, &[tables.clone().into(), columns.clone().into()])?;
+        }
+        Ok(())
+    })
+}
+
 /// One auto-embedded column and the queue entries taken for it.
 struct Work {
     table: Oid,
@@ -314,6 +375,8 @@ pub fn process_batch(max_rows: usize, everything: bool) -> Result<i64> {
     }
 }
 
+/// Takes (locks until the batch commits) the due entries of one column; entries another drain
+/// holds are skipped, so two drains at once never embed the same row twice.
 fn take(max_rows: usize, everything: bool, caller: Oid) -> Result<Option<Work>> {
     Ok(Spi::connect(|client| {
         let rows = client.select(
@@ -322,7 +385,8 @@ fn take(max_rows: usize, everything: bool, caller: Oid) -> Result<Option<Work>> 
                   JOIN llm_sql.auto_embeddings c USING (tbl, target_column)
                  WHERE q.next_attempt_at <= pg_catalog.now()
                    AND ($2 OR pg_catalog.pg_has_role($3, c.run_as, 'MEMBER'))
-                 ORDER BY q.next_attempt_at, q.id LIMIT 1)
+                 ORDER BY q.next_attempt_at, q.id LIMIT 1
+                   FOR UPDATE OF q SKIP LOCKED)
              SELECT c.tbl::oid, c.source_column::text, c.target_column::text, c.model, c.run_as,
                     c.key_columns::text[],
                     array_agg(q.id ORDER BY q.id), array_agg(q.version ORDER BY q.id),
@@ -332,7 +396,8 @@ fn take(max_rows: usize, everything: bool, caller: Oid) -> Result<Option<Work>> 
                     SELECT * FROM llm_sql.embedding_queue q
                      WHERE q.tbl = c.tbl AND q.target_column = c.target_column
                        AND q.next_attempt_at <= pg_catalog.now()
-                     ORDER BY q.id LIMIT $1) q
+                     ORDER BY q.id LIMIT $1
+                       FOR UPDATE SKIP LOCKED) q
               GROUP BY 1, 2, 3, 4, 5, 6",
             Some(1),
             &[(max_rows as i64).into(), everything.into(), caller.into()],

@@ -9,7 +9,6 @@ use pgrx::pg_sys::Oid;
 use pgrx::prelude::*;
 
 use super::{vector, Columns};
-use crate::attach::registry::as_extension_owner;
 use crate::error::{Error, Result};
 
 /// The constant of reciprocal rank fusion: score = Σ 1 / (RRF_K + rank).
@@ -84,7 +83,7 @@ fn prepare(
         )));
     }
     let columns = Columns::resolve(table, None, column)?;
-    let model = column_model(table, column)?;
+    let model = crate::llm::embedding_model(super::recorded_model(table, column)?.as_deref())?;
     let embedded = super::embed(&[query], &model, 1)?;
     let query_vector = embedded.into_iter().next().unwrap_or_default();
     columns.check_dimension(&model, query_vector.len())?;
@@ -97,23 +96,6 @@ fn prepare(
     // SAFETY: a vector datum passed with the column's own vector type.
     let parameter = unsafe { DatumWithOid::new(vector::datum(&query_vector), columns.vector_type) };
     Ok((columns, format!("OPERATOR({schema}.<=>)"), parameter))
-}
-
-/// The model the column's embeddings came from, else the setting.
-fn column_model(table: Oid, column: &str) -> Result<String> {
-    let recorded = as_extension_owner(|| {
-        Ok(Spi::get_one_with_args::<String>(
-            "SELECT (SELECT model FROM (
-                 SELECT model, 1 AS pick FROM llm_sql.auto_embeddings
-                  WHERE tbl = $1 AND target_column = $2
-                 UNION ALL
-                 SELECT model, 2 FROM llm_sql.embedding_jobs
-                  WHERE tbl = $1 AND target_column = $2) m
-              ORDER BY pick LIMIT 1)",
-            &[table.into(), column.into()],
-        )?)
-    })?;
-    crate::llm::embedding_model(recorded.as_deref())
 }
 
 fn rows(sql: &str, args: Vec<DatumWithOid>) -> Result<Vec<(JsonB, f64)>> {

@@ -7,7 +7,10 @@
 //! `duckdb_interrupt` on that call's connection. The DuckDB call then returns an INTERRUPT error
 //! and the backend thread lets Postgres raise the cancel/timeout/terminate error itself.
 //!
-//! The watcher only reads two `sig_atomic_t` globals and calls DuckDB; it never calls into
+//! A client that went away counts too, when `client_connection_check_interval` asks to notice
+//! it (Postgres then sets CheckClientConnectionPending at that interval).
+//!
+//! The watcher only reads `sig_atomic_t` globals, polls the client's socket and calls DuckDB; it never calls into
 //! Postgres. Like every thread llm_sql starts, it is created with all signals blocked so that
 //! Postgres's signal handlers keep running on the backend thread only.
 
@@ -31,13 +34,41 @@ struct Watcher {
 
 static WATCHER: OnceLock<Arc<Watcher>> = OnceLock::new();
 
-/// True when Postgres wants the current statement (or the backend) to stop.
+/// True when Postgres wants the current statement (or the backend) to stop, or when the
+/// client has gone away and `client_connection_check_interval` asked to notice that.
 pub fn cancel_requested() -> bool {
     // SAFETY: plain reads of volatile sig_atomic_t flags that signal handlers set.
     unsafe {
         std::ptr::read_volatile(std::ptr::addr_of!(pg_sys::QueryCancelPending)) != 0
             || std::ptr::read_volatile(std::ptr::addr_of!(pg_sys::ProcDiePending)) != 0
+            || (std::ptr::read_volatile(std::ptr::addr_of!(pg_sys::CheckClientConnectionPending))
+                != 0
+                && client_gone())
     }
+}
+
+/// Postgres's own check (pq_check_connection) does the same poll, but only at
+/// CHECK_FOR_INTERRUPTS, which a backend blocked in DuckDB does not reach. This one only reads
+/// the socket's number and polls it, so the watcher thread may call it too. Once DuckDB stops,
+/// CHECK_FOR_INTERRUPTS finds the pending check and ends the backend as Postgres would.
+fn client_gone() -> bool {
+    // SAFETY: MyProcPort is set once at backend start (NULL in background workers). pgrx
+    // leaves Port opaque; its first field is `pgsocket sock` (an int on Unix, libpq-be.h).
+    let socket = unsafe {
+        let port = std::ptr::read_volatile(std::ptr::addr_of!(pg_sys::MyProcPort));
+        if port.is_null() {
+            return false;
+        }
+        *port.cast::<libc::c_int>()
+    };
+    let mut probe = libc::pollfd {
+        fd: socket,
+        events: libc::POLLRDHUP,
+        revents: 0,
+    };
+    // SAFETY: poll of one descriptor without waiting.
+    let ready = unsafe { libc::poll(&mut probe, 1, 0) };
+    ready > 0 && probe.revents & (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) != 0
 }
 
 fn watcher() -> &'static Arc<Watcher> {

@@ -74,6 +74,8 @@ CREATE TABLE llm_sql.llm_api_key (
 CREATE UNIQUE INDEX llm_api_key_one_row ON llm_sql.llm_api_key ((true));
 REVOKE ALL ON llm_sql.llm_api_key FROM PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('llm_sql.llm_api_key', '');
+COMMENT ON TABLE llm_sql.llm_api_key IS
+    'The LLM server''s API key (set with llm_sql.set_llm_api_key; llm_sql''s owner only)';
 "#,
     name = "llm_api_key",
     requires = ["schema_usage"],

@@ -180,24 +180,7 @@ fn column_spec(name: String, type_oid: Oid, typmod: i32) -> ColumnSpec {
         pg_sys::TEXTOID | pg_sys::VARCHAROID | pg_sys::BPCHAROID | pg_sys::NAMEOID => {
             (format!("{q}::text"), Transport::Text, "$c")
         }
-        pg_sys::NUMERICOID => {
-            let view = if typmod >= 4 {
-                let precision = ((typmod - 4) >> 16) & 0xffff;
-                let scale = (typmod - 4) & 0xffff;
-                if precision <= 38 {
-                    return ColumnSpec {
-                        name,
-                        fetch: format!("{q}::text"),
-                        transport: Transport::Text,
-                        view_expr: format!("CAST($c AS DECIMAL({precision}, {scale}))"),
-                    };
-                }
-                "CAST($c AS DOUBLE)"
-            } else {
-                "CAST($c AS DOUBLE)"
-            };
-            (format!("{q}::text"), Transport::Text, view)
-        }
+        pg_sys::NUMERICOID => return numeric_spec(name, typmod),
         pg_sys::DATEOID => (
             format!("({q} - DATE '1970-01-01')"),
             Transport::I32,
@@ -229,5 +212,44 @@ fn column_spec(name: String, type_oid: Oid, typmod: i32) -> ColumnSpec {
         fetch,
         transport,
         view_expr: view.to_string(),
+        exact_scale: None,
+    }
+}
+
+/// Scale DuckDB uses for unconstrained numeric columns: 29 digits before the point, 9 after.
+const UNCONSTRAINED_SCALE: u8 = 9;
+
+/// numeric(p,s) that DuckDB's DECIMAL(38) holds is DECIMAL(p,s) (scale > precision and
+/// negative scales, allowed since PostgreSQL 15, widened to a valid DECIMAL). Wider and
+/// unconstrained numeric is DECIMAL(38,s) (s = 9 when unconstrained), each value checked to fit
+/// exactly; or DOUBLE, inexact, when the caller set llm_sql.numeric_as_double.
+fn numeric_spec(name: String, typmod: i32) -> ColumnSpec {
+    let fetch = format!("{}::text", quote::ident(&name));
+    // (numeric's typmod: precision in the high 16 bits, an 11-bit signed scale in the low ones.)
+    let declared = (typmod >= 4).then(|| {
+        let packed = typmod - 4;
+        ((packed >> 16) & 0xffff, ((packed & 0x7ff) ^ 1024) - 1024)
+    });
+    let (view_expr, exact_scale) = match declared {
+        Some((precision, scale)) if scale >= 0 && precision.max(scale) <= 38 => (
+            format!("CAST($c AS DECIMAL({}, {scale}))", precision.max(scale)),
+            None,
+        ),
+        Some((precision, scale)) if scale < 0 && precision - scale <= 38 => (
+            format!("CAST($c AS DECIMAL({}, 0))", precision - scale),
+            None,
+        ),
+        _ if crate::settings::NUMERIC_AS_DOUBLE.get() => ("CAST($c AS DOUBLE)".to_string(), None),
+        _ => {
+            let scale = declared.map_or(UNCONSTRAINED_SCALE, |(_, s)| s.clamp(0, 38) as u8);
+            (format!("CAST($c AS DECIMAL(38, {scale}))"), Some(scale))
+        }
+    };
+    ColumnSpec {
+        name,
+        fetch,
+        transport: Transport::Text,
+        view_expr,
+        exact_scale,
     }
 }

@@ -62,6 +62,9 @@ pub struct ColumnSpec {
     pub transport: Transport,
     /// DuckDB expression over `$c` that the `pg` view shows.
     pub view_expr: String,
+    /// For numeric columns DuckDB reads as DECIMAL(38, scale) although Postgres allows more:
+    /// every value is checked to fit exactly (its numeric text) before DuckDB casts it.
+    pub exact_scale: Option<u8>,
 }
 
 /// What one `pg.<schema>.<table>` reference of a statement reads.
@@ -591,7 +594,13 @@ fn fetch_batch(state: &ScanState) -> Batch {
                     Values::I64(v) => v.push(row.get(ordinal).expect("int8 column")),
                     Values::F32(v) => v.push(row.get(ordinal).expect("float4 column")),
                     Values::F64(v) => v.push(row.get(ordinal).expect("float8 column")),
-                    Values::Text(v) => v.push(row.get(ordinal).expect("text column")),
+                    Values::Text(v) => {
+                        let text: Option<String> = row.get(ordinal).expect("text column");
+                        if let (Some(text), Some(column)) = (&text, state.projection[i]) {
+                            check_exact(&spec.columns[column], &spec.relation, text);
+                        }
+                        v.push(text)
+                    }
                     Values::RowId => {}
                 }
             }
@@ -600,6 +609,50 @@ fn fetch_batch(state: &ScanState) -> Batch {
         cursor.detach_into_name();
         Batch { len, columns }
     })
+}
+
+/// Raises 22003 when a numeric value does not fit the column's DECIMAL(38, scale) exactly.
+fn check_exact(column: &ColumnSpec, relation: &str, text: &str) {
+    let Some(scale) = column.exact_scale else {
+        return;
+    };
+    if fits_decimal(text, scale) {
+        return;
+    }
+    let shown: String = text.chars().take(60).collect();
+    Error::new(
+        PgSqlErrorCode::ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE,
+        format!(
+            "numeric value {shown} of column \"{}\" of {relation} does not fit DuckDB's DECIMAL(38,{scale})",
+            column.name
+        ),
+    )
+    .with_detail(format!(
+        "DuckDB reads this column as DECIMAL(38,{scale}): at most {} digits before the point and \
+         {scale} after, and no NaN or infinity. llm_sql does not round it silently.",
+        38 - scale
+    ))
+    .with_hint(
+        "Declare the column's precision and scale (numeric(p,s) with p <= 38), or SET \
+         llm_sql.numeric_as_double = on to read it as DOUBLE (inexact).",
+    )
+    .report()
+}
+
+/// True when the numeric text `text` (Postgres's output: digits, one point, a sign, or
+/// NaN/Infinity) equals a DECIMAL(38, scale) value.
+pub fn fits_decimal(text: &str, scale: u8) -> bool {
+    let unsigned = text.strip_prefix('-').unwrap_or(text);
+    let (whole, fraction) = unsigned.split_once('.').unwrap_or((unsigned, ""));
+    let digits = |part: &str| part.bytes().all(|b| b.is_ascii_digit());
+    if whole.is_empty() || !digits(whole) || !digits(fraction) {
+        return false;
+    }
+    let (whole, fraction) = (
+        whole.trim_start_matches('0'),
+        fraction.trim_end_matches('0'),
+    );
+    fraction.len() <= usize::from(scale) && whole.len() <= 38 - usize::from(scale)
 }
 
 /// Closes the cursors of finished scans (backend thread; they may already be gone with an

@@ -57,7 +57,6 @@ thread_local! {
 }
 
 static mut PREVIOUS_OBJECT_ACCESS: pg_sys::object_access_hook_type = None;
-static mut PREVIOUS_PROCESS_UTILITY: pg_sys::ProcessUtility_hook_type = None;
 static mut PREVIOUS_NEEDS_FMGR: pg_sys::needs_fmgr_hook_type = None;
 static mut PREVIOUS_FMGR: pg_sys::fmgr_hook_type = None;
 
@@ -67,8 +66,6 @@ pub fn init() {
     unsafe {
         PREVIOUS_OBJECT_ACCESS = pg_sys::object_access_hook;
         pg_sys::object_access_hook = Some(object_access);
-        PREVIOUS_PROCESS_UTILITY = pg_sys::ProcessUtility_hook;
-        pg_sys::ProcessUtility_hook = Some(process_utility);
         PREVIOUS_NEEDS_FMGR = pg_sys::needs_fmgr_hook;
         pg_sys::needs_fmgr_hook = Some(needs_fmgr);
         PREVIOUS_FMGR = pg_sys::fmgr_hook;
@@ -290,49 +287,13 @@ unsafe extern "C-unwind" fn fmgr(
 }
 
 /// No utility statement (COPY, SET, DO, CREATE, …) runs while a model's query runs, not even
-/// from the body of a function it may call.
-#[pg_guard]
-#[allow(clippy::too_many_arguments)]
-unsafe extern "C-unwind" fn process_utility(
-    statement: *mut pg_sys::PlannedStmt,
-    query_string: *const std::ffi::c_char,
-    read_only_tree: bool,
-    context: pg_sys::ProcessUtilityContext::Type,
-    params: pg_sys::ParamListInfo,
-    query_env: *mut pg_sys::QueryEnvironment,
-    dest: *mut pg_sys::DestReceiver,
-    completion: *mut pg_sys::QueryCompletion,
-) {
+/// from the body of a function it may call. Called by the ProcessUtility hook.
+pub fn check_utility(statement: *mut pg_sys::PlannedStmt) {
     if CALLER.with(|c| c.get()).is_some() {
         // SAFETY: the statement's node, to name it.
         let kind = unsafe {
             CStr::from_ptr(pg_sys::CreateCommandName((*statement).utilityStmt)).to_string_lossy()
         };
         refused(format!("{kind} does not run inside a query that ask runs")).report();
-    }
-    // SAFETY: passes the call on unchanged, as Postgres would have made it.
-    unsafe {
-        match PREVIOUS_PROCESS_UTILITY {
-            Some(previous) => previous(
-                statement,
-                query_string,
-                read_only_tree,
-                context,
-                params,
-                query_env,
-                dest,
-                completion,
-            ),
-            None => pg_sys::standard_ProcessUtility(
-                statement,
-                query_string,
-                read_only_tree,
-                context,
-                params,
-                query_env,
-                dest,
-                completion,
-            ),
-        }
     }
 }

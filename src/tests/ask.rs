@@ -124,6 +124,26 @@ mod tests {
     }
 
     #[pg_test]
+    fn rows_keep_numeric_text_exactly() {
+        shop();
+        script(
+            "numeric",
+            &[sql_reply(
+                "SELECT 40.00 AS price, sum(amount) + 0.10 AS total, 12345678901234567.89 AS big FROM orders",
+            )],
+        );
+        let rows = Spi::get_one::<String>(
+            "SELECT (llm_sql.ask_full('What is the total?', '{}') -> 'rows')::text",
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            rows,
+            r#"[{"big": 12345678901234567.89, "price": 40.00, "total": 65.10}]"#
+        );
+    }
+
+    #[pg_test]
     fn finds_the_sql_in_messy_replies() {
         shop();
         for reply in [

@@ -381,4 +381,82 @@ pub mod tests {
         assert_eq!(outcome("SET llm_sql.request_timeout = '5s'"), "ok");
         Spi::run("RESET ROLE").unwrap();
     }
+
+    /// Where the plan uses `embed` with this call's key: "Index Scan" or "Seq Scan".
+    fn top_scan(sql: &str) -> String {
+        let plan = Spi::get_one::<pgrx::Json>(&format!("EXPLAIN (ANALYZE, FORMAT JSON) {sql}"))
+            .unwrap()
+            .unwrap()
+            .0
+            .to_string();
+        ["Index Scan", "Seq Scan"]
+            .into_iter()
+            .find(|node| plan.contains(&format!("\"Node Type\":\"{node}\"")))
+            .unwrap_or("neither")
+            .to_string()
+    }
+
+    #[pg_test]
+    fn inline_embed_uses_the_index_and_asks_the_server_once() {
+        let key = unique("inline");
+        use_server(&format!("key={key},dim=8"));
+        Spi::run(
+            "CREATE TABLE inline_docs (id int, embedding vector(8));
+             INSERT INTO inline_docs
+                  SELECT i, ARRAY(SELECT random() + i * 0 FROM generate_series(1, 8))::real[]::vector
+                    FROM generate_series(1, 3000) i;
+             CREATE INDEX ON inline_docs USING hnsw (embedding vector_cosine_ops);
+             ANALYZE inline_docs",
+        )
+        .unwrap();
+        let idiom = "SELECT id FROM inline_docs ORDER BY embedding <=> llm_sql.embed('q') LIMIT 5";
+        assert_eq!(top_scan(idiom), "Index Scan");
+        assert_eq!(stats(&key)["requests"].as_u64(), Some(1));
+        // Without the index Postgres evaluates the call once per row; the server is still asked
+        // once, and the rows are the exact nearest ones.
+        Spi::run("SET LOCAL enable_indexscan = off").unwrap();
+        assert_eq!(top_scan(idiom), "Seq Scan");
+        assert_eq!(stats(&key)["requests"].as_u64(), Some(2));
+        let exact =
+            "SELECT array_agg(id ORDER BY d, id)::text FROM (SELECT id, embedding <=> e AS d
+                       FROM inline_docs, (SELECT llm_sql.embed('q') e) q ORDER BY d, id LIMIT 5) n";
+        let inline = "SELECT array_agg(id ORDER BY d, id)::text FROM (SELECT id,
+                        embedding <=> llm_sql.embed('q') AS d FROM inline_docs ORDER BY d, id LIMIT 5) n";
+        assert_eq!(one(exact), one(inline));
+        // Another text in the same statement is its own embedding.
+        assert_eq!(
+            one("SELECT (llm_sql.embed('q') = llm_sql.embed('other'))::text").as_deref(),
+            Some("false")
+        );
+    }
+
+    #[pg_test]
+    fn an_array_bound_to_embed_text_is_refused() {
+        use_server(&format!("key={},dim=4", unique("bound")));
+        // What a driver sends for a list bound to embed($1): its array literal, as text.
+        // (Six runs: custom plans first, then the generic plan with a Param.)
+        Spi::run("PREPARE bound(text) AS SELECT vector_dims(llm_sql.embed($1))").unwrap();
+        for literal in ["{a,b}", "{\"first text\",\"second\"}"].repeat(3) {
+            let error = outcome(&format!("EXECUTE bound('{literal}')"));
+            assert!(
+                error.starts_with("22023") && error.contains("embed($1::text[])"),
+                "{literal}: {error}"
+            );
+        }
+        // Text that only looks like braces is embedded, so is a literal written in the query.
+        for text in ["{\"json\": 1}", "{not closed", "plain"] {
+            assert_eq!(outcome(&format!("EXECUTE bound('{text}')")), "ok", "{text}");
+        }
+        assert_eq!(
+            one("SELECT vector_dims(llm_sql.embed('{a,b}'))::text").as_deref(),
+            Some("4")
+        );
+        // Cast to text[], the same parameter embeds each element.
+        Spi::run("PREPARE bound_array(text) AS SELECT array_length(llm_sql.embed($1::text[]), 1)")
+            .unwrap();
+        assert_eq!(
+            Spi::get_one::<i32>("EXECUTE bound_array('{a,b}')").unwrap(),
+            Some(2)
+        );
+    }
 }

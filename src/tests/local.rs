@@ -21,6 +21,72 @@ mod tests {
     }
 
     #[pg_test]
+    fn numeric_is_exact_or_an_error_never_a_double() {
+        Spi::run(
+            "CREATE TABLE loc_money (id int, amount numeric, wide numeric(50,2), tiny numeric(3,5),
+                                     tens numeric(4,-2));
+             INSERT INTO loc_money VALUES
+               (1, 12345678901234567.89, 123456789012345678901234567890123.45, 0.00123, 123400),
+               (2, 40.00, -1.5, 0, 0),
+               (3, NULL, NULL, NULL, NULL)",
+        )
+        .unwrap();
+        // Every value comes back equal to Postgres's own, sums too.
+        let same = |duck_sql: &str, pg_sql: &str| {
+            Spi::get_one::<bool>(&format!(
+                "SELECT (SELECT array_agg(x ORDER BY id) FROM llm_sql.query($d${duck_sql}$d$)
+                           AS t(id int, x numeric))
+                        IS NOT DISTINCT FROM (SELECT array_agg(x ORDER BY id) FROM ({pg_sql}) p)"
+            ))
+            .unwrap()
+            .unwrap()
+        };
+        for column in ["amount", "wide", "tiny", "tens"] {
+            assert!(
+                same(
+                    &format!("SELECT id, {column} FROM pg.public.loc_money"),
+                    &format!("SELECT id, {column} AS x FROM loc_money")
+                ),
+                "{column}"
+            );
+            assert!(
+                same(
+                    &format!("SELECT 0, sum({column}) FROM pg.public.loc_money"),
+                    &format!("SELECT 0 AS id, sum({column}) AS x FROM loc_money")
+                ),
+                "sum({column})"
+            );
+        }
+        assert!(json("SELECT amount FROM pg.public.loc_money WHERE id = 1")
+            .contains("12345678901234567.890000000"));
+        // A value DECIMAL(38,9) cannot hold exactly is an error that names the column and the
+        // setting, unless the caller accepts DOUBLE.
+        for value in ["1.0000000001", "'NaN'", "1e30"] {
+            Spi::run(&format!(
+                "UPDATE loc_money SET amount = {value} WHERE id = 3"
+            ))
+            .unwrap();
+            let error = outcome(
+                "SELECT * FROM llm_sql.query('SELECT sum(amount) FROM pg.public.loc_money') AS t(s numeric)",
+            );
+            assert!(
+                error.starts_with("22003")
+                    && error.contains("\"amount\"")
+                    && error.contains("llm_sql.numeric_as_double"),
+                "{value}: {error}"
+            );
+        }
+        Spi::run("SET LOCAL llm_sql.numeric_as_double = on").unwrap();
+        assert!(
+            json("SELECT typeof(amount) t FROM pg.public.loc_money LIMIT 1").contains("DOUBLE")
+        );
+        assert_eq!(
+            outcome("SELECT * FROM llm_sql.query('SELECT sum(amount) FROM pg.public.loc_money') AS t(s float8)"),
+            "ok"
+        );
+    }
+
+    #[pg_test]
     fn reads_local_tables_with_their_types() {
         Spi::run(
             "CREATE TABLE loc_types (i2 int2, i4 int4, i8 int8, f4 float4, f8 float8, b bool,
@@ -44,7 +110,7 @@ mod tests {
             "\"i8\": \"BIGINT\"",
             "\"f4\": \"FLOAT\"",
             "\"n\": \"DECIMAL(12,3)\"",
-            "\"nu\": \"DOUBLE\"",
+            "\"nu\": \"DECIMAL(38,9)\"",
             "\"d\": \"DATE\"",
             "\"ts\": \"TIMESTAMP\"",
             "\"tz\": \"TIMESTAMP WITH TIME ZONE\"",
