@@ -7,9 +7,22 @@ pub fn ident(name: &str) -> String {
 }
 
 /// A DuckDB string literal (DuckDB has no backslash escapes in plain literals). Postgres
-/// literals go through `quote_literal_cstr` instead (`api::query::quote_literal`).
+/// literals go through `pg_literal`.
 pub fn duck_literal(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
+}
+
+/// A Postgres string literal, escaped by Postgres itself (whatever standard_conforming_strings
+/// says).
+pub fn pg_literal(text: &str) -> crate::error::Result<String> {
+    let c = std::ffi::CString::new(text)
+        .map_err(|_| crate::error::Error::invalid_parameter("text must not contain NUL bytes"))?;
+    // SAFETY: quote_literal_cstr returns a palloc'd, correctly escaped literal.
+    Ok(
+        unsafe { std::ffi::CStr::from_ptr(pgrx::pg_sys::quote_literal_cstr(c.as_ptr())) }
+            .to_string_lossy()
+            .into_owned(),
+    )
 }
 
 /// A Postgres identifier, quoted only where Postgres needs it (as `quote_ident` does).

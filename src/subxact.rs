@@ -100,6 +100,24 @@ fn subtransaction<T>(
     }
 }
 
+/// Runs `f`; a cancel or statement timeout that ends it is raised again (same SQLSTATE and
+/// message) with `hint`, e.g. what was kept and how to go on.
+pub fn with_hint_on_cancel<T>(hint: impl Fn() -> String, f: impl FnOnce() -> T) -> T {
+    let hint = std::panic::AssertUnwindSafe(&hint);
+    PgTryBuilder::new(std::panic::AssertUnwindSafe(f))
+        .catch_when(PgSqlErrorCode::ERRCODE_QUERY_CANCELED, |caught| {
+            let message = match &caught {
+                CaughtError::PostgresError(e)
+                | CaughtError::ErrorReport(e)
+                | CaughtError::RustPanic { ereport: e, .. } => e.message().to_string(),
+            };
+            Error::new(PgSqlErrorCode::ERRCODE_QUERY_CANCELED, message)
+                .with_hint((*hint)())
+                .report()
+        })
+        .execute()
+}
+
 /// A caught Postgres error as ours; None for cancel and shutdown, which must go on.
 fn as_error(caught: &CaughtError) -> Option<Error> {
     let report = match caught {

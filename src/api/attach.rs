@@ -12,10 +12,11 @@ use pgrx::pgrx_sql_entity_graph::metadata::{
 use pgrx::prelude::*;
 use pgrx::JsonB;
 
-use super::query::{column_definitions, quote_literal, required};
+use super::query::{column_definitions, required};
 use crate::attach::{self, dsn};
 use crate::error::{Error, OrReport, Result};
 use crate::quote;
+use crate::quote::pg_literal as quote_literal;
 
 #[pg_extern(
     volatile,

@@ -130,26 +130,48 @@ fn stop_auto_embed(tbl: Option<Oid>, target_column: Option<&CStr>) {
     .or_report()
 }
 
+/// The searches' optional arguments: a jsonb filter object and the columns to return.
+fn search_shape<'a>(
+    filter: &'a Option<JsonB>,
+    columns: &'a Option<Vec<String>>,
+) -> search::Shape<'a> {
+    search::Shape {
+        filter: filter.as_ref().map(|f| &f.0),
+        columns: columns.as_deref(),
+    }
+}
+
 #[pg_extern(
     volatile,
     parallel_unsafe,
     sql = r#"
 CREATE FUNCTION llm_sql.semantic_search(tbl regclass, query text, k int DEFAULT 10,
-                                        embedding_column name DEFAULT 'embedding')
+                                        embedding_column name DEFAULT 'embedding',
+                                        filter jsonb DEFAULT NULL, columns text[] DEFAULT NULL)
     RETURNS TABLE(data jsonb, distance float8)
-    LANGUAGE c STRICT VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';
-COMMENT ON FUNCTION llm_sql.semantic_search(regclass, text, int, name) IS
-    'The k rows nearest to the query by cosine distance; data is the row as JSON without the vector';
+    LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';
+COMMENT ON FUNCTION llm_sql.semantic_search(regclass, text, int, name, jsonb, text[]) IS
+    'The k rows nearest to the query by cosine distance among those matching filter; data is the row (or columns) as JSON';
 "#
 )]
 fn semantic_search_rows(
-    tbl: Oid,
-    query: &str,
-    k: i32,
-    embedding_column: &CStr,
+    tbl: Option<Oid>,
+    query: Option<&str>,
+    k: Option<i32>,
+    embedding_column: Option<&CStr>,
+    filter: Option<JsonB>,
+    columns: Option<Vec<String>>,
 ) -> TableIterator<'static, (name!(data, JsonB), name!(distance, f64))> {
-    let column = embedding_column.to_string_lossy();
-    TableIterator::new(search::semantic(tbl, query, k, &column).or_report())
+    let found = (|| {
+        // (NULL query: no rows, as when the function was STRICT.)
+        let Some(query) = query else {
+            return Ok(Vec::new());
+        };
+        let (tbl, k) = (required(tbl, "tbl")?, required(k, "k")?);
+        let column = name_arg(embedding_column, "embedding_column")?;
+        search::semantic(tbl, query, k, column, &search_shape(&filter, &columns))
+    })();
+    TableIterator::new(found.or_report())
 }
 
 #[pg_extern(
@@ -157,25 +179,40 @@ fn semantic_search_rows(
     parallel_unsafe,
     sql = r#"
 CREATE FUNCTION llm_sql.hybrid_search(tbl regclass, query text, text_column name, k int DEFAULT 10,
-                                      embedding_column name DEFAULT 'embedding')
+                                      embedding_column name DEFAULT 'embedding',
+                                      filter jsonb DEFAULT NULL, columns text[] DEFAULT NULL)
     RETURNS TABLE(data jsonb, score float8)
-    LANGUAGE c STRICT VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';
-COMMENT ON FUNCTION llm_sql.hybrid_search(regclass, text, name, int, name) IS
-    'Vector and full-text ranks fused by reciprocal rank fusion (k = 60)';
+    LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';
+COMMENT ON FUNCTION llm_sql.hybrid_search(regclass, text, name, int, name, jsonb, text[]) IS
+    'Vector and full-text ranks fused by reciprocal rank fusion (k = 60), among rows matching filter';
 "#
 )]
 fn hybrid_search_rows(
-    tbl: Oid,
-    query: &str,
-    text_column: &CStr,
-    k: i32,
-    embedding_column: &CStr,
+    tbl: Option<Oid>,
+    query: Option<&str>,
+    text_column: Option<&CStr>,
+    k: Option<i32>,
+    embedding_column: Option<&CStr>,
+    filter: Option<JsonB>,
+    columns: Option<Vec<String>>,
 ) -> TableIterator<'static, (name!(data, JsonB), name!(score, f64))> {
-    let (text, column) = (
-        text_column.to_string_lossy(),
-        embedding_column.to_string_lossy(),
-    );
-    TableIterator::new(search::hybrid(tbl, query, &text, k, &column).or_report())
+    let found = (|| {
+        let Some(query) = query else {
+            return Ok(Vec::new());
+        };
+        let (tbl, k) = (required(tbl, "tbl")?, required(k, "k")?);
+        let text = name_arg(text_column, "text_column")?;
+        let column = name_arg(embedding_column, "embedding_column")?;
+        search::hybrid(
+            tbl,
+            query,
+            text,
+            k,
+            column,
+            &search_shape(&filter, &columns),
+        )
+    })();
+    TableIterator::new(found.or_report())
 }
 
 /// `llm_sql_internal.enqueue_embedding()`, the trigger function of auto_embed.

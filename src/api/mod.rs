@@ -21,6 +21,7 @@ mod embed;
 pub mod fdw;
 mod inline_embed;
 mod llm;
+mod params;
 pub mod query;
 mod retired;
 mod rows;

@@ -4,6 +4,7 @@ use pgrx::pg_sys::{self, Datum};
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode;
 
+use super::params;
 use super::rows::{unique_names, RowShape};
 use super::srf::Materialize;
 use crate::engine::convert::Converter;
@@ -28,9 +29,11 @@ pub fn required<T>(value: Option<T>, name: &str) -> Result<T> {
 /// `fcinfo` must be the call info of the running set-returning function.
 unsafe fn materialize(fcinfo: pg_sys::FunctionCallInfo, json: bool) -> Result<()> {
     let sql = required(text_arg(fcinfo, 0), "sql")?;
+    // SAFETY: fcinfo is this call's (params after the SQL, if the overload has them).
+    let params = unsafe { params::variadic(fcinfo, 1)? };
     // SAFETY: fcinfo is this call's.
     let mut out = unsafe { Materialize::start(fcinfo, json.then_some(pg_sys::JSONBOID))? };
-    let mut stream = RowStream::open(&sql)?;
+    let mut stream = RowStream::open(&sql, &params)?;
     // SAFETY: out.tupdesc is the descriptor Materialize set up.
     let mut shape = unsafe { RowShape::plan(&stream.columns, out.tupdesc, json)? };
     let width = out.natts();
@@ -86,6 +89,21 @@ CREATE FUNCTION llm_sql.query_json(sql text) RETURNS SETOF jsonb
     AS 'MODULE_PATHNAME', 'llm_sql_query_json';
 COMMENT ON FUNCTION llm_sql.query_json(text) IS
     'Runs DuckDB SQL and returns each row as a jsonb object keyed by column name';
+CREATE FUNCTION llm_sql.query(sql text, VARIADIC params "any") RETURNS SETOF record
+    LANGUAGE c VOLATILE PARALLEL UNSAFE
+    AS 'MODULE_PATHNAME', 'llm_sql_query';
+COMMENT ON FUNCTION llm_sql.query(text, "any") IS
+    'Runs DuckDB SQL with the values after it bound to $1, $2, ...; call with a column definition list';
+CREATE FUNCTION llm_sql.query_json(sql text, VARIADIC params "any") RETURNS SETOF jsonb
+    LANGUAGE c VOLATILE PARALLEL UNSAFE
+    AS 'MODULE_PATHNAME', 'llm_sql_query_json';
+COMMENT ON FUNCTION llm_sql.query_json(text, "any") IS
+    'Runs DuckDB SQL with the values after it bound to $1, $2, ...; one jsonb object per row';
+CREATE FUNCTION llm_sql.execute(sql text, VARIADIC params "any") RETURNS bigint
+    LANGUAGE c VOLATILE PARALLEL UNSAFE
+    AS 'MODULE_PATHNAME', 'llm_sql_execute_with_params';
+COMMENT ON FUNCTION llm_sql.execute(text, "any") IS
+    'Runs DuckDB statements with the values after them bound to $1, $2, ...; returns the rows changed';
 "#,
     name = "query_functions",
 );
@@ -118,11 +136,21 @@ pub fn create_view_impl(
     let statement = format!(
         "CREATE {}VIEW {qualified} AS SELECT * FROM llm_sql.query({}) AS duckdb({})",
         if or_replace { "OR REPLACE " } else { "" },
-        quote_literal(sql)?,
+        quote::pg_literal(sql)?,
         definitions.join(", ")
     );
-    Spi::run(&statement)
-        .map_err(|e| Error::new(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, e.to_string()))?;
+    crate::subxact::run(crate::subxact::OnSuccess::Keep, || {
+        Ok(Spi::run(&statement)?)
+    })
+    .map_err(|e| match e.code {
+        // CREATE OR REPLACE VIEW keeps the view's columns and may only add some at the end.
+        PgSqlErrorCode::ERRCODE_INVALID_TABLE_DEFINITION if or_replace => e.with_hint(format!(
+            "The query's columns are not those of {qualified} plus new ones at the end. \
+                 DROP VIEW {qualified} first (its grants and dependent views go with it), or \
+                 create the view under another name."
+        )),
+        _ => e,
+    })?;
     Spi::get_one_with_args::<String>(
         "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1::regclass",
         &[qualified.into()],
@@ -153,32 +181,40 @@ pub fn column_definitions(sql: &str) -> Result<Vec<String>> {
     Ok(definitions)
 }
 
-/// A Postgres string literal, escaped by Postgres itself (whatever standard_conforming_strings says).
-pub fn quote_literal(text: &str) -> Result<String> {
-    let c = std::ffi::CString::new(text)
-        .map_err(|_| Error::invalid_parameter("sql must not contain NUL bytes"))?;
-    // SAFETY: quote_literal_cstr returns a palloc'd, correctly escaped literal.
-    Ok(
-        unsafe { std::ffi::CStr::from_ptr(pg_sys::quote_literal_cstr(c.as_ptr())) }
-            .to_string_lossy()
-            .into_owned(),
-    )
-}
-
 /// Runs DuckDB statements (DDL, DML, …) and returns the number of rows they changed.
 #[pg_extern(volatile, parallel_unsafe)]
 fn execute(sql: Option<&str>) -> i64 {
-    let run = || run::execute(required(sql, "sql")?);
+    let run = || run::execute(required(sql, "sql")?, &[]);
     i64::try_from(run().or_report()).unwrap_or(i64::MAX)
 }
+
+/// `llm_sql.execute(sql text, VARIADIC params "any") RETURNS bigint`
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn llm_sql_execute_with_params(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> Datum {
+    let run = || {
+        let sql = required(text_arg(fcinfo, 0), "sql")?;
+        // SAFETY: declared with VARIADIC "any" after the SQL.
+        let params = unsafe { params::variadic(fcinfo, 1)? };
+        run::execute(&sql, &params)
+    };
+    let changed = i64::try_from(run().or_report()).unwrap_or(i64::MAX);
+    Datum::from(changed)
+}
+
+finfo_v1!(pg_finfo_llm_sql_execute_with_params);
 
 /// The effective DuckDB settings of this backend (for the current role's instance).
 #[pg_extern(volatile, parallel_unsafe)]
 fn duckdb_settings() -> TableIterator<'static, (name!(name, String), name!(value, Option<String>))>
 {
     let collect = || -> Result<Vec<(String, Option<String>)>> {
-        let mut stream =
-            RowStream::open("SELECT name, value FROM duckdb_settings() ORDER BY name")?;
+        let mut stream = RowStream::open(
+            "SELECT name, value FROM duckdb_settings() ORDER BY name",
+            &[],
+        )?;
         let mut rows = Vec::new();
         while stream.next_chunk()? {
             let [names, values] = stream.vectors() else {

@@ -166,7 +166,7 @@ impl RunningScan {
     /// # Safety
     /// `tupdesc` must be a valid tuple descriptor.
     pub unsafe fn start(sql: &str, tupdesc: pg_sys::TupleDesc, json: bool) -> Result<RunningScan> {
-        let stream = RowStream::open(sql)?;
+        let stream = RowStream::open(sql, &[])?;
         // SAFETY: the caller's descriptor.
         let shape = unsafe { RowShape::plan(&stream.columns, tupdesc, json)? };
         Ok(RunningScan {

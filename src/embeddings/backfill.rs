@@ -18,7 +18,7 @@ use pgrx::pg_sys::Oid;
 use pgrx::prelude::*;
 use pgrx::{PgOid, PgSqlErrorCode};
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::time::Instant;
 
 use super::{vector, Columns, PendingBatch, HAS_TEXT};
@@ -34,6 +34,7 @@ const INT8: PgOid = PgOid::BuiltIn(pg_sys::PgBuiltInOids::INT8OID);
 /// `CALL llm_sql.embed_column(...)`: a batch at a time, each committed, until a pass over the
 /// table finds nothing left to embed. A failed batch is recorded in the job (so that
 /// `embedding_progress` shows it) before its error is raised; a cancel just ends the call.
+/// Either way the error's hint says that the committed batches are kept.
 pub fn run(
     table: Oid,
     source: &str,
@@ -46,40 +47,51 @@ pub fn run(
     let (job, total, model) = start(table, source, target, model)?;
     transactions.commit();
     let started = Instant::now();
-    let (mut position, mut pass_done, mut done, mut batches) = ("(0,0)".to_string(), 0, 0, 0);
-    loop {
-        let step = subxact::run(OnSuccess::Keep, || {
-            batch(job, table, source, target, batch_size, &model, &position)
-        });
-        let (embedded, next) = match step {
-            Ok(step) => step,
-            Err(error) => {
-                // A cancel or timeout interrupts the job; other errors fail it.
-                if error.code != PgSqlErrorCode::ERRCODE_QUERY_CANCELED {
+    let done = Cell::new(0);
+    let (mut position, mut pass_done, mut batches) = ("(0,0)".to_string(), 0, 0);
+    // A cancel or statement timeout ends the call between Postgres's own checks: it is raised
+    // again with the same hint as any other error.
+    subxact::with_hint_on_cancel(
+        || resume_hint(done.get()),
+        || loop {
+            let step = subxact::run(OnSuccess::Keep, || {
+                batch(job, table, source, target, batch_size, &model, &position)
+            });
+            let (embedded, next) = match step {
+                Ok(step) => step,
+                Err(error) => {
                     failed(job, &error.message)?;
+                    transactions.commit();
+                    let hint = match &error.hint {
+                        Some(hint) => format!("{hint} {}", resume_hint(done.get())),
+                        None => resume_hint(done.get()),
+                    };
+                    return Err(error.with_hint(hint));
                 }
-                transactions.commit();
-                return Err(resumable(error, done));
+            };
+            transactions.commit();
+            done.set(done.get() + embedded);
+            pass_done += embedded;
+            batches += 1;
+            if batches % 10 == 0 {
+                let rate = done.get() as f64 / started.elapsed().as_secs_f64().max(0.001);
+                notice!(
+                    "embed_column: {} of {total} rows embedded ({rate:.0} rows/s)",
+                    done.get()
+                );
             }
-        };
-        transactions.commit();
-        done += embedded;
-        pass_done += embedded;
-        batches += 1;
-        if batches % 10 == 0 {
-            let rate = done as f64 / started.elapsed().as_secs_f64().max(0.001);
-            notice!("embed_column: {done} of {total} rows embedded ({rate:.0} rows/s)");
-        }
-        match next {
-            Some(next) => position = next,
-            // End of the table: one more pass catches rows added behind the walk.
-            None if pass_done > 0 => {
-                position = "(0,0)".to_string();
-                pass_done = 0;
+            match next {
+                Some(next) => position = next,
+                // End of the table: one more pass catches rows added behind the walk.
+                None if pass_done > 0 => {
+                    position = "(0,0)".to_string();
+                    pass_done = 0;
+                }
+                None => return Ok(()),
             }
-            None => break,
-        }
-    }
+        },
+    )?;
+    let done = done.get();
     finish(job)?;
     transactions.commit();
     let columns = Columns::resolve(table, Some(source), target)?;
@@ -91,17 +103,12 @@ pub fn run(
     Ok(())
 }
 
-/// Says, in the hint of an error that ended embed_column, that its work is kept.
-fn resumable(error: Error, done: i64) -> Error {
-    let again = format!(
+/// The hint of an error that ended embed_column: its work is kept.
+fn resume_hint(done: i64) -> String {
+    format!(
         "{done} rows embedded by this call are committed: CALL llm_sql.embed_column again to \
          continue (llm_sql.embedding_progress shows where it stopped)."
-    );
-    let hint = match &error.hint {
-        Some(hint) => format!("{hint} {again}"),
-        None => again,
-    };
-    error.with_hint(hint)
+    )
 }
 
 /// Checks the call, records the job and returns its id, the number of rows to embed and the
@@ -136,13 +143,15 @@ fn start(
     let job = as_extension_owner(|| {
         // Resuming an unfinished run of the same column and model: its counts go on.
         let resumed = Spi::get_one_with_args::<i64>(
-            "UPDATE llm_sql.embedding_jobs
-                SET pid = pg_catalog.pg_backend_pid(), rows_total = rows_done + $5,
-                    rows_done_at_resume = rows_done, resumed_at = pg_catalog.now(),
-                    updated_at = pg_catalog.now(), last_error = NULL
-              WHERE tbl = $1 AND source_column = $2 AND target_column = $3 AND model = $4
-                AND finished_at IS NULL
-              RETURNING id",
+            "WITH resumed AS (
+                 UPDATE llm_sql.embedding_jobs
+                    SET pid = pg_catalog.pg_backend_pid(), rows_total = rows_done + $5,
+                        rows_done_at_resume = rows_done, resumed_at = pg_catalog.now(),
+                        updated_at = pg_catalog.now(), last_error = NULL
+                  WHERE tbl = $1 AND source_column = $2 AND target_column = $3 AND model = $4
+                    AND finished_at IS NULL
+                  RETURNING id)
+             SELECT (SELECT id FROM resumed)",
             &args(),
         )?;
         if let Some(job) = resumed {
@@ -371,12 +380,13 @@ fn write(
     let texts: Vec<Option<String>> = keep.iter().map(|&i| texts[i].clone()).collect();
     let vectors: Vec<Option<&[f32]>> = keep.iter().map(|&i| vectors[i].as_deref()).collect();
     let sql = format!(
-        "UPDATE {tbl} AS t SET {tgt} = u.e
+        "UPDATE {tbl} AS t SET {tgt} = u.e::{target_type}
            FROM ROWS FROM (pg_catalog.unnest($1::text[]::tid[]), pg_catalog.unnest($2::text[]),
                           pg_catalog.unnest($3)) AS u(id, src, e)
           WHERE t.ctid = u.id AND t.{tgt} IS NULL AND t.{src}::text = u.src",
         tbl = columns.qualified,
         tgt = columns.target,
+        target_type = columns.target_type,
         src = columns.source,
     );
     store(&sql, columns, ids.into(), texts.into(), &vectors)

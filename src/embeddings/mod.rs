@@ -62,7 +62,8 @@ pub fn model_for(columns: &Columns, requested: Option<&str>, call: &str) -> Resu
         PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
         format!(
             "column {}.{} holds embeddings of model \"{recorded}\"; \"{model}\" would mix two models' vectors in it",
-            columns.qualified, columns.target
+            columns.qualified,
+            pg_ident(&columns.target_name)
         ),
     )
     .with_detail("Searches embed the question with one model per column; vectors of another model are not comparable.")
@@ -98,7 +99,11 @@ pub struct Columns {
     pub source: String,
     pub target: String,
     pub target_attnum: i16,
+    /// pgvector's `vector`: the type of the values llm_sql builds.
     pub vector_type: Oid,
+    /// The target column's type, qualified (`public.vector` or `public.halfvec`): values are
+    /// cast to it when written or compared.
+    pub target_type: String,
     /// The column's declared dimension; None for plain `vector`.
     pub dimension: Option<usize>,
 }
@@ -154,15 +159,18 @@ impl Columns {
                 return Err(missing(source));
             }
         }
-        let Some((target_attnum, vector_type, typmod)) = column_type(table, target)? else {
+        let Some((target_attnum, target_type, typmod)) = column_type(table, target)? else {
             return Err(missing(target));
         };
-        if Some(vector_type) != pgvector_type() {
+        let vector_type = pgvector_type(c"vector");
+        if vector_type.is_none()
+            || ![vector_type, pgvector_type(c"halfvec")].contains(&Some(target_type))
+        {
             // SAFETY: formats an existing type.
-            let type_name = unsafe { text(pg_sys::format_type_with_typemod(vector_type, typmod)) };
+            let type_name = unsafe { text(pg_sys::format_type_with_typemod(target_type, typmod)) };
             return Err(Error::new(
                 PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH,
-                format!("column \"{target}\" of {qualified} is {type_name}, not a pgvector vector"),
+                format!("column \"{target}\" of {qualified} is {type_name}, not a pgvector vector or halfvec"),
             )
             .with_hint(format!(
                 "ALTER TABLE {qualified} ADD COLUMN {} vector(<dimensions>);",
@@ -176,9 +184,26 @@ impl Columns {
             target: ident(target),
             target_attnum,
             qualified,
-            vector_type,
+            vector_type: vector_type.unwrap_or(Oid::INVALID),
+            // SAFETY: formats an existing type, schema-qualified.
+            target_type: unsafe { text(pg_sys::format_type_be_qualified(target_type)) },
             dimension: (typmod > 0).then_some(typmod as usize),
         })
+    }
+
+    /// The type of another column of the table (qualified, without typmod), or an error that
+    /// names it.
+    pub fn require_column(&self, name: &str) -> Result<String> {
+        match column_type(self.table, name)? {
+            // SAFETY: formats an existing type.
+            Some((_, type_oid, _)) => {
+                Ok(unsafe { text(pg_sys::format_type_be_qualified(type_oid)) })
+            }
+            None => Err(Error::new(
+                PgSqlErrorCode::ERRCODE_UNDEFINED_COLUMN,
+                format!("column \"{name}\" of {} does not exist", self.qualified),
+            )),
+        }
     }
 
     /// The error for a model whose embeddings do not fit the column.
@@ -266,8 +291,9 @@ fn column_type(table: Oid, column: &str) -> Result<Option<(i16, Oid, i32)>> {
     }
 }
 
-/// pgvector's `vector` type, found in the schema the `vector` extension is installed in.
-fn pgvector_type() -> Option<Oid> {
+/// A type of pgvector (`vector`, `halfvec`), found in the schema the `vector` extension is
+/// installed in.
+fn pgvector_type(name: &std::ffi::CStr) -> Option<Oid> {
     // SAFETY: catalog lookups by name; both return InvalidOid when nothing is found.
     let found = unsafe {
         let extension = pg_sys::get_extension_oid(c"vector".as_ptr(), true);
@@ -278,7 +304,7 @@ fn pgvector_type() -> Option<Oid> {
         pg_sys::GetSysCacheOid(
             pg_sys::SysCacheIdentifier::TYPENAMENSP as i32,
             pg_sys::Anum_pg_type_oid as i16,
-            pg_sys::Datum::from(c"vector".as_ptr()),
+            pg_sys::Datum::from(name.as_ptr()),
             pg_sys::Datum::from(schema),
             pg_sys::Datum::from(0),
             pg_sys::Datum::from(0),

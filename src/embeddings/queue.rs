@@ -19,11 +19,11 @@ use pgrx::PgSqlErrorCode;
 use serde_json::Value;
 
 use super::{backfill, Columns, HAS_TEXT};
-use crate::api::query::quote_literal as literal;
 use crate::attach::registry::as_extension_owner;
 use crate::error::{Error, Result};
 use crate::procedure::Transactions;
 use crate::quote::ident;
+use crate::quote::pg_literal as literal;
 use crate::run_as::{current_user, run_as};
 use crate::subxact::{self, OnSuccess};
 
@@ -465,12 +465,13 @@ fn embed_entries(work: &Work) -> Result<()> {
     let vector_refs: Vec<Option<&[f32]>> = vectors.iter().map(|v| v.as_deref()).collect();
     backfill::store(
         &format!(
-            "UPDATE {tbl} AS t SET {tgt} = u.e
+            "UPDATE {tbl} AS t SET {tgt} = u.e::{target_type}
                FROM ROWS FROM (pg_catalog.unnest($1::jsonb[]), pg_catalog.unnest($2::text[]),
                               pg_catalog.unnest($3)) AS u(k, src, e)
               WHERE {key_match} AND t.{src}::text IS NOT DISTINCT FROM u.src",
             tbl = columns.qualified,
             tgt = columns.target,
+            target_type = columns.target_type,
             src = columns.source,
         ),
         &columns,

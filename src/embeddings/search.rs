@@ -8,24 +8,46 @@ use pgrx::datum::{DatumWithOid, JsonB};
 use pgrx::pg_sys::Oid;
 use pgrx::prelude::*;
 
+use serde_json::Value;
+
 use super::{vector, Columns};
 use crate::error::{Error, Result};
+use crate::quote::{ident, pg_literal};
 
 /// The constant of reciprocal rank fusion: score = Σ 1 / (RRF_K + rank).
 const RRF_K: f64 = 60.0;
 
-pub fn semantic(table: Oid, query: &str, k: i32, column: &str) -> Result<Vec<(JsonB, f64)>> {
+/// What a search returns and which rows it considers, besides the nearest ones.
+#[derive(Default)]
+pub struct Shape<'a> {
+    /// `{"column": value, …}`: only rows where every column equals its value (a JSON array:
+    /// any of its values; null: IS NULL), applied before the k nearest are chosen.
+    pub filter: Option<&'a Value>,
+    /// The columns `data` holds; all but the embedding when None.
+    pub columns: Option<&'a [String]>,
+}
+
+pub fn semantic(
+    table: Oid,
+    query: &str,
+    k: i32,
+    column: &str,
+    shape: &Shape<'_>,
+) -> Result<Vec<(JsonB, f64)>> {
     let (columns, operator, query_vector) = prepare(table, query, k, column)?;
+    let mut args = vec![query_vector, (k as i64).into(), column.into()];
+    let filter = filter_sql(&columns, shape.filter, &mut args)?;
     rows(
         &format!(
-            "SELECT pg_catalog.to_jsonb(t) OPERATOR(pg_catalog.-) $3::text,
-                    (t.{col} {operator} $1)::float8
-               FROM {tbl} t WHERE t.{col} IS NOT NULL
-              ORDER BY t.{col} {operator} $1 LIMIT $2",
+            "SELECT {data}, (t.{col} {operator} $1::{vtype})::float8
+               FROM {tbl} t WHERE t.{col} IS NOT NULL{filter}
+              ORDER BY t.{col} {operator} $1::{vtype} LIMIT $2",
+            data = data_sql(&columns, shape.columns)?,
             col = columns.target,
+            vtype = columns.target_type,
             tbl = columns.qualified,
         ),
-        vec![query_vector, (k as i64).into(), column.into()],
+        args,
     )
 }
 
@@ -35,35 +57,110 @@ pub fn hybrid(
     text_column: &str,
     k: i32,
     column: &str,
+    shape: &Shape<'_>,
 ) -> Result<Vec<(JsonB, f64)>> {
     let (columns, operator, query_vector) = prepare(table, query, k, column)?;
     let text = Columns::resolve(table, Some(text_column), column)?.source;
     // Each list contributes its top candidates; a row found by both ranks highest.
     let candidates = (k as i64 * 5).max(50);
+    let mut args = vec![
+        query_vector,
+        (k as i64).into(),
+        column.into(),
+        candidates.into(),
+        query.into(),
+    ];
+    let filter = filter_sql(&columns, shape.filter, &mut args)?;
     rows(
         &format!(
             "WITH by_vector AS (
-                 SELECT t.ctid AS id, row_number() OVER (ORDER BY t.{col} {operator} $1) AS rank
-                   FROM {tbl} t WHERE t.{col} IS NOT NULL
-                  ORDER BY t.{col} {operator} $1 LIMIT $4),
+                 SELECT t.ctid AS id, row_number() OVER (ORDER BY t.{col} {operator} $1::{vtype}) AS rank
+                   FROM {tbl} t WHERE t.{col} IS NOT NULL{filter}
+                  ORDER BY t.{col} {operator} $1::{vtype} LIMIT $4),
              by_text AS (
                  SELECT t.ctid AS id,
                         row_number() OVER (ORDER BY pg_catalog.ts_rank_cd(pg_catalog.to_tsvector(t.{text}::text), q) DESC) AS rank
                    FROM {tbl} t, pg_catalog.websearch_to_tsquery($5) AS q
-                  WHERE pg_catalog.to_tsvector(t.{text}::text) @@ q
+                  WHERE pg_catalog.to_tsvector(t.{text}::text) @@ q{filter}
                   ORDER BY pg_catalog.ts_rank_cd(pg_catalog.to_tsvector(t.{text}::text), q) DESC LIMIT $4),
              fused AS (
                  SELECT id, sum(1.0 / ({RRF_K} + rank))::float8 AS score
                    FROM (SELECT * FROM by_vector UNION ALL SELECT * FROM by_text) AS ranked
                   GROUP BY id ORDER BY score DESC LIMIT $2)
-             SELECT pg_catalog.to_jsonb(t) OPERATOR(pg_catalog.-) $3::text, f.score
+             SELECT {data}, f.score
                FROM fused f JOIN {tbl} t ON t.ctid = f.id
               ORDER BY f.score DESC",
+            data = data_sql(&columns, shape.columns)?,
             col = columns.target,
+            vtype = columns.target_type,
             tbl = columns.qualified,
         ),
-        vec![query_vector, (k as i64).into(), column.into(), candidates.into(), query.into()],
+        args,
     )
+}
+
+/// The `data` column: the chosen columns as a JSON object, or the whole row without the
+/// embedding (`$3` is the embedding column's name).
+fn data_sql(columns: &Columns, chosen: Option<&[String]>) -> Result<String> {
+    let Some(chosen) = chosen else {
+        return Ok("pg_catalog.to_jsonb(t) OPERATOR(pg_catalog.-) $3::text".to_string());
+    };
+    if chosen.is_empty() {
+        return Err(Error::invalid_parameter("columns is empty")
+            .with_hint("Leave it out (NULL) for every column."));
+    }
+    let mut pairs = Vec::new();
+    for name in chosen {
+        columns.require_column(name)?;
+        pairs.push(format!("{}, t.{}", pg_literal(name)?, ident(name)));
+    }
+    Ok(format!(
+        "pg_catalog.jsonb_build_object({})",
+        pairs.join(", ")
+    ))
+}
+
+/// ` AND …` conditions for a filter object; its values become parameters after `args`.
+/// Columns are checked to exist and quoted; values are never written into the SQL.
+fn filter_sql(
+    columns: &Columns,
+    filter: Option<&Value>,
+    args: &mut Vec<DatumWithOid<'static>>,
+) -> Result<String> {
+    let Some(filter) = filter.filter(|f| !f.is_null()) else {
+        return Ok(String::new());
+    };
+    let Value::Object(conditions) = filter else {
+        return Err(
+            Error::invalid_parameter("filter must be a JSON object of column: value")
+                .with_hint(r#"For example: '{"category": "books", "year": [2023, 2024]}'"#),
+        );
+    };
+    let mut sql = String::new();
+    for (name, value) in conditions {
+        let column_type = columns.require_column(name)?;
+        let column = format!("t.{}", ident(name));
+        match value {
+            Value::Null => sql.push_str(&format!(" AND {column} IS NULL")),
+            Value::Object(_) => {
+                return Err(Error::invalid_parameter(format!(
+                    "the filter value of \"{name}\" is an object: give a value, an array of values or null"
+                )))
+            }
+            _ => {
+                args.push(JsonB(value.clone()).into());
+                let n = args.len();
+                sql.push_str(&match value {
+                    // (Any of the values: each compared as the column's type, like =.)
+                    Value::Array(_) => format!(
+                        " AND {column} = ANY (ARRAY(SELECT pg_catalog.jsonb_array_elements_text(${n}))::{column_type}[])"
+                    ),
+                    _ => format!(" AND {column} = (${n} OPERATOR(pg_catalog.#>>) '{{}}'::text[])::{column_type}"),
+                });
+            }
+        }
+    }
+    Ok(sql)
 }
 
 /// Checks the arguments and embeds the query: the column, the cosine operator spelled with

@@ -255,12 +255,99 @@ impl Drop for Statements<'_> {
     }
 }
 
+/// A value bound to a statement's `$n`, in DuckDB's terms (the caller converts from Postgres).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Param {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    /// An exact decimal: the digits as an integer, its width and scale (width <= 38).
+    Decimal(i128, u8, u8),
+    Text(String),
+    /// Days since 1970-01-01.
+    Date(i32),
+    /// Microseconds since 1970-01-01 00:00 (UTC for `TimestampTz`).
+    Timestamp(i64),
+    TimestampTz(i64),
+}
+
+/// An owned duckdb_value.
+struct Value(ffi::duckdb_value);
+
+impl Drop for Value {
+    fn drop(&mut self) {
+        // SAFETY: created by one of DuckDB's duckdb_create_* functions, destroyed once.
+        unsafe { ffi::duckdb_destroy_value(&mut self.0) };
+    }
+}
+
+impl Param {
+    fn value(&self) -> Value {
+        // SAFETY: each constructor copies its input into a new DuckDB value.
+        Value(unsafe {
+            match self {
+                Param::Null => ffi::duckdb_create_null_value(),
+                Param::Bool(b) => ffi::duckdb_create_bool(*b),
+                Param::Int(i) => ffi::duckdb_create_int64(*i),
+                Param::Float(f) => ffi::duckdb_create_double(*f),
+                Param::Decimal(digits, width, scale) => {
+                    ffi::duckdb_create_decimal(ffi::duckdb_decimal {
+                        width: *width,
+                        scale: *scale,
+                        value: ffi::duckdb_hugeint {
+                            lower: *digits as u64,
+                            upper: (*digits >> 64) as i64,
+                        },
+                    })
+                }
+                Param::Text(t) => {
+                    ffi::duckdb_create_varchar_length(t.as_ptr().cast(), t.len() as u64)
+                }
+                Param::Date(days) => ffi::duckdb_create_date(ffi::duckdb_date { days: *days }),
+                Param::Timestamp(micros) => {
+                    ffi::duckdb_create_timestamp(ffi::duckdb_timestamp { micros: *micros })
+                }
+                Param::TimestampTz(micros) => {
+                    ffi::duckdb_create_timestamp_tz(ffi::duckdb_timestamp { micros: *micros })
+                }
+            }
+        })
+    }
+}
+
 /// A prepared statement: its result columns are known before it runs.
 pub struct Prepared {
     raw: ffi::duckdb_prepared_statement,
 }
 
 impl Prepared {
+    /// The names of the statement's parameters (`"1"` for `$1`, `"name"` for `$name`).
+    pub fn parameter_names(&self) -> Vec<String> {
+        // SAFETY: valid prepared statement; names are freed by take_cstr.
+        let count = unsafe { ffi::duckdb_nparams(self.raw) };
+        (1..=count)
+            .map(|i| take_cstr(unsafe { ffi::duckdb_parameter_name(self.raw, i) }.cast_mut()))
+            .collect()
+    }
+
+    /// Binds each `(n, value)` to parameter `$n`.
+    pub fn bind(&self, values: &[(usize, &Param)]) -> DuckResult<()> {
+        for (number, param) in values {
+            let value = param.value();
+            // SAFETY: a valid statement and value; DuckDB copies the value.
+            let state = unsafe { ffi::duckdb_bind_value(self.raw, *number as u64, value.0) };
+            if state != ffi::DuckDBSuccess {
+                // SAFETY: the statement carries the error of the failed bind.
+                let error = copy_cstr(unsafe { ffi::duckdb_prepare_error(self.raw) }, "");
+                return Err(DuckError::from_message(format!(
+                    "could not bind parameter ${number}: {error}"
+                )));
+            }
+        }
+        Ok(())
+    }
+
     pub fn column_count(&self) -> usize {
         // SAFETY: valid prepared statement.
         unsafe { ffi::duckdb_prepared_statement_column_count(self.raw) as usize }

@@ -4,7 +4,7 @@
 
 use pgrx::PgSqlErrorCode;
 
-use super::ffi::{DataChunk, DuckError, Prepared, QueryResult, Statements, Vector};
+use super::ffi::{DataChunk, DuckError, Param, Prepared, QueryResult, Statements, Vector};
 use super::interrupt::interruptible;
 use super::types::DuckType;
 use super::{security, Session};
@@ -58,15 +58,63 @@ fn call<T>(session: &Session, f: impl FnOnce() -> Result<T, DuckError>) -> Resul
     })
 }
 
+/// Prepares statement `index` and binds the call's parameters to its `$1…$n`.
 fn prepare_checked(
     session: &Session,
     statements: &Statements<'_>,
     index: usize,
+    params: &[Param],
 ) -> Result<Prepared> {
     // Checked before binding: binding can already touch files and remote servers (read_csv
     // sniffs its file, a scanner connects).
     security::check_statement(session.engine.profile, statements.statement_type(index))?;
-    call(session, || statements.prepare(index))
+    let prepared = call(session, || statements.prepare(index))?;
+    let mut bound = Vec::new();
+    for name in prepared.parameter_names() {
+        let number = name.parse::<usize>().ok().filter(|n| *n >= 1).ok_or_else(|| {
+            Error::new(
+                PgSqlErrorCode::ERRCODE_UNDEFINED_PARAMETER,
+                format!("the DuckDB SQL has a parameter ${name}; only $1, $2, … can be given values"),
+            )
+        })?;
+        let value = params.get(number - 1).ok_or_else(|| {
+            Error::new(
+                PgSqlErrorCode::ERRCODE_UNDEFINED_PARAMETER,
+                format!(
+                    "the DuckDB SQL uses ${number} but {} value(s) were given",
+                    params.len()
+                ),
+            )
+            .with_hint(
+                "Pass the values after the SQL, e.g. llm_sql.query('SELECT … WHERE id = $1', 42): \
+                 they are bound, never spliced into the text.",
+            )
+        })?;
+        bound.push((number, value));
+    }
+    prepared.bind(&bound)?;
+    Ok(prepared)
+}
+
+/// The highest `$n` a prepared statement uses.
+fn highest_parameter(prepared: &Prepared) -> usize {
+    prepared
+        .parameter_names()
+        .iter()
+        .filter_map(|name| name.parse().ok())
+        .max()
+        .unwrap_or(0)
+}
+
+/// Every value given must be used: more values than the statements' parameters is an error.
+fn check_all_used(params: &[Param], most_used: usize) -> Result<()> {
+    if params.len() > most_used {
+        return Err(Error::invalid_parameter(format!(
+            "{} parameter value(s) were given but the DuckDB SQL uses {most_used}",
+            params.len()
+        )));
+    }
+    Ok(())
 }
 
 fn next_chunk(session: &Session, result: &mut QueryResult) -> Result<Option<DataChunk>> {
@@ -138,16 +186,21 @@ pub struct RowStream {
 }
 
 impl RowStream {
-    /// Runs every statement of `sql` but the last to completion, and starts the last one.
-    pub fn open(sql: &str) -> Result<RowStream> {
+    /// Runs every statement of `sql` but the last to completion, and starts the last one;
+    /// `params` are bound to each statement's `$1…$n`.
+    pub fn open(sql: &str, params: &[Param]) -> Result<RowStream> {
         let session = Session::open()?;
         let (prepared, result, local) = {
             let (statements, local) = parse(&session, sql)?;
             let last = statements.len() - 1;
+            let mut most_used = 0;
             for index in 0..last {
-                run_to_end(&session, &prepare_checked(&session, &statements, index)?)?;
+                let prepared = prepare_checked(&session, &statements, index, params)?;
+                most_used = most_used.max(highest_parameter(&prepared));
+                run_to_end(&session, &prepared)?;
             }
-            let prepared = prepare_checked(&session, &statements, last)?;
+            let prepared = prepare_checked(&session, &statements, last, params)?;
+            check_all_used(params, most_used.max(highest_parameter(&prepared)))?;
             let result = call(&session, || prepared.execute_streaming())?;
             (prepared, result, local)
         };
@@ -205,13 +258,18 @@ impl RowStream {
     }
 }
 
-/// Runs every statement of `sql` and returns the number of rows they changed.
-pub fn execute(sql: &str) -> Result<u64> {
+/// Runs every statement of `sql` (with `params` bound to their `$1…$n`) and returns the number
+/// of rows they changed.
+pub fn execute(sql: &str, params: &[Param]) -> Result<u64> {
     let session = Session::open()?;
     let (statements, _local) = parse(&session, sql)?;
-    let mut changed = 0u64;
+    let (mut changed, mut most_used) = (0u64, 0);
     for index in 0..statements.len() {
-        let prepared = prepare_checked(&session, &statements, index)?;
+        let prepared = prepare_checked(&session, &statements, index, params)?;
+        most_used = most_used.max(highest_parameter(&prepared));
+        if index + 1 == statements.len() {
+            check_all_used(params, most_used)?;
+        }
         changed = changed.saturating_add(run_to_end(&session, &prepared)?);
     }
     Ok(changed)
@@ -227,7 +285,7 @@ pub fn describe(sql: &str) -> Result<Vec<Column>> {
             statements.len()
         )));
     }
-    let prepared = prepare_checked(&session, &statements, 0)?;
+    let prepared = prepare_checked(&session, &statements, 0, &[])?;
     Ok((0..prepared.column_count())
         .map(|i| Column {
             name: prepared.column_name(i),

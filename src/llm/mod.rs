@@ -263,30 +263,35 @@ pub fn health() -> Value {
         "api": match server.api { LlmApi::Ollama => "ollama", LlmApi::OpenAi => "openai" },
         "latency_ms": (latency_ms * 10.0).round() / 10.0,
     });
-    match listed {
+    let models = match listed {
         Ok(models) => {
             report["reachable"] = json!(true);
             report["models"] = json!(models.iter().map(|m| m.name.clone()).collect::<Vec<_>>());
-            let wanted = |setting| {
-                settings::string(setting).map(|m: String| {
-                    // The built-in model is not the server's: present when its files are.
-                    let present = match crate::embeddings::builtin::is_builtin(&m) {
-                        true => crate::embeddings::builtin::installed(),
-                        false => models
-                            .iter()
-                            .any(|x| x.name == m || x.name == format!("{m}:latest")),
-                    };
-                    json!({"name": m, "present": present})
-                })
-            };
-            report["chat_model"] = json!(wanted(&settings::CHAT_MODEL));
-            report["embedding_model"] = json!(wanted(&settings::EMBEDDING_MODEL));
+            Some(models)
         }
         Err(e) => {
             report["reachable"] = json!(false);
             report["error"] = json!(e.message);
+            None
         }
-    }
+    };
+    // Whether each configured model is usable: the built-in one when its files are installed
+    // (also while the server is down), a server's model when the server lists it.
+    let wanted = |setting| {
+        settings::string(setting).map(|m: String| {
+            let present = match crate::embeddings::builtin::is_builtin(&m) {
+                true => Some(crate::embeddings::builtin::installed()),
+                false => models.as_ref().map(|models| {
+                    models
+                        .iter()
+                        .any(|x| x.name == m || x.name == format!("{m}:latest"))
+                }),
+            };
+            json!({"name": m, "present": present})
+        })
+    };
+    report["chat_model"] = json!(wanted(&settings::CHAT_MODEL));
+    report["embedding_model"] = json!(wanted(&settings::EMBEDDING_MODEL));
     report["last_error"] = json!(last_error());
     report
 }
