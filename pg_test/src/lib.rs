@@ -28,6 +28,18 @@ pub fn llm_url(options: &str) -> String {
     format!("{base}/{options}")
 }
 
+/// How many requests the LLM test server answered for `key`.
+pub fn llm_requests(key: &str) -> u64 {
+    ureq::get(llm_url(&format!("_stats/{key}")))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_json::<serde_json::Value>()
+        .unwrap()["requests"]
+        .as_u64()
+        .unwrap_or(0)
+}
+
 /// The first column of every row of `sql`, as text.
 pub fn texts(client: &mut Client, sql: &str) -> Vec<String> {
     client
@@ -203,7 +215,16 @@ pub fn psql(args: &[&str]) -> std::process::Command {
         .expect("LLM_SQL_TEST_PSQL is not set: run the client tests through pg_test/run");
     let mut command = std::process::Command::new(program);
     command
-        .args(["-h", "/tmp", "-p", &port().to_string(), "-U", "postgres", "-d", DATABASE])
+        .args([
+            "-h",
+            "/tmp",
+            "-p",
+            &port().to_string(),
+            "-U",
+            "postgres",
+            "-d",
+            DATABASE,
+        ])
         .args(["-XAtq", "-v", "ON_ERROR_STOP=1"])
         .args(args);
     command

@@ -9,18 +9,6 @@ use std::time::{Duration, Instant};
 
 use llm_sql_pg_test::*;
 
-/// Requests the test server saw for `key`.
-fn requests(key: &str) -> u64 {
-    ureq::get(llm_url(&format!("_stats/{key}")))
-        .call()
-        .unwrap()
-        .body_mut()
-        .read_json::<serde_json::Value>()
-        .unwrap()["requests"]
-        .as_u64()
-        .unwrap_or(0)
-}
-
 fn use_server(client: &mut Client, options: &str) {
     client
         .batch_execute(&format!(
@@ -104,6 +92,15 @@ fn embed_column_survives_a_failing_server_and_resumes() {
         "{}",
         describe(&error)
     );
+    let hint = error
+        .as_db_error()
+        .and_then(|e| e.hint())
+        .unwrap_or_default();
+    assert!(
+        hint.contains("320 rows embedded by this call are committed")
+            && hint.contains("CALL llm_sql.embed_column again"),
+        "{hint}"
+    );
     let embedded = count(
         &mut client,
         "SELECT count(*) FROM backfill_fail WHERE embedding IS NOT NULL",
@@ -133,16 +130,18 @@ fn embed_column_survives_a_failing_server_and_resumes() {
     client
         .batch_execute("CALL llm_sql.embed_column('backfill_fail', 'body', 'embedding', 16)")
         .unwrap();
-    // Only the 2970 - 320 remaining rows were written, nothing twice.
-    let done: i64 = client
+    // The resumed call continues the counts: 320 before, the 2650 remaining rows now, nothing
+    // twice.
+    let row = client
         .query_one(
-            "SELECT rows_done FROM llm_sql.embedding_progress WHERE table_name = 'backfill_fail'::regclass",
+            "SELECT rows_done, rows_total, percent_done::text FROM llm_sql.embedding_progress
+              WHERE table_name = 'backfill_fail'::regclass",
             &[],
         )
-        .unwrap()
-        .get(0);
-    assert_eq!(done, 2650);
-    let sent = requests("backfill-ok");
+        .unwrap();
+    let (done, total, percent): (i64, i64, String) = (row.get(0), row.get(1), row.get(2));
+    assert_eq!((done, total, percent.as_str()), (2970, 2970, "100.0"));
+    let sent = llm_requests("backfill-ok");
     // Full batches in tid order: each remaining row is read and sent once.
     assert_eq!(sent, 2650_u64.div_ceil(16), "{sent} requests");
     assert_eq!(wrong_rows(&mut client, "backfill_fail"), 0);
@@ -194,7 +193,27 @@ fn embed_column_canceled_midway_keeps_its_batches_and_shows_progress() {
         .execute("SELECT pg_cancel_backend($1)", &[&pid])
         .unwrap();
     let (result, mut client) = handle.join().unwrap();
-    assert_eq!(sqlstate(&result.unwrap_err()), "57014");
+    let error = result.unwrap_err();
+    assert_eq!(sqlstate(&error), "57014");
+    let hint = error
+        .as_db_error()
+        .and_then(|e| e.hint())
+        .unwrap_or_default();
+    assert!(hint.contains("CALL llm_sql.embed_column again"), "{hint}");
+    let (state, done, left): (String, i64, bool) = {
+        let row = client
+            .query_one(
+                "SELECT state, rows_done, time_left IS NOT NULL FROM llm_sql.embedding_progress
+                  WHERE table_name = 'backfill_cancel'::regclass",
+                &[],
+            )
+            .unwrap();
+        (row.get(0), row.get(1), row.get(2))
+    };
+    assert!(
+        state == "interrupted" && done >= *seen.last().unwrap() && left,
+        "{state} {done} {left}"
+    );
     let kept = count(
         &mut client,
         "SELECT count(*) FROM backfill_cancel WHERE embedding IS NOT NULL",
@@ -208,6 +227,18 @@ fn embed_column_canceled_midway_keeps_its_batches_and_shows_progress() {
         .batch_execute("CALL llm_sql.embed_column('backfill_cancel', 'body', 'embedding', 64)")
         .unwrap();
     assert_eq!(wrong_rows(&mut client, "backfill_cancel"), 0);
+    // Progress went on from where the cancel left it, to every row with text.
+    let (done, total): (i64, i64) = {
+        let row = client
+            .query_one(
+                "SELECT rows_done, rows_total FROM llm_sql.embedding_progress
+                  WHERE table_name = 'backfill_cancel'::regclass",
+                &[],
+            )
+            .unwrap();
+        (row.get(0), row.get(1))
+    };
+    assert_eq!((done, total), (1980, 1980));
 }
 
 #[test]

@@ -165,11 +165,16 @@ fn a_lost_client_stops_its_duckdb_query() {
     let sql = format!(
         "SELECT * FROM llm_sql.query('SELECT count(*) FROM {fragment} WHERE hash(lost_client.range) = 0') AS t(n bigint)"
     );
-    let mut client = psql(&["-c", "SET client_connection_check_interval = '200ms'", "-c", &sql])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut client = psql(&[
+        "-c",
+        "SET client_connection_check_interval = '200ms'",
+        "-c",
+        &sql,
+    ])
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::null())
+    .spawn()
+    .unwrap();
     let mut observer = superuser();
     let deadline = Instant::now() + Duration::from_secs(10);
     let pid: i32 = loop {

@@ -1,6 +1,6 @@
-//! `ALTER EXTENSION llm_sql UPDATE` from the previous release (0.1.0, whose install script
-//! pg_test/run installs from pg_test/fixtures) gives the same objects as a fresh install, and
-//! keeps the data that was there.
+//! `ALTER EXTENSION llm_sql UPDATE` from each earlier release (0.1.0 and 0.2.0, whose install
+//! scripts pg_test/run installs from pg_test/fixtures) gives the same objects as a fresh
+//! install, and keeps the data that was there.
 
 use llm_sql_pg_test::*;
 
@@ -52,6 +52,12 @@ SELECT line FROM (
     SELECT 'dumped ' || (SELECT string_agg(t::regclass::text, ', ' ORDER BY t::regclass::text) FROM unnest(extconfig) t)
       FROM pg_extension WHERE extname = 'llm_sql'
     UNION ALL
+    SELECT 'extension schema ' || extnamespace::regnamespace || ' ' || extversion
+      FROM pg_extension WHERE extname = 'llm_sql'
+    UNION ALL
+    SELECT 'event trigger ' || evtname || ' ' || evtevent || ' ' || evtfoid::regprocedure
+      FROM pg_event_trigger
+    UNION ALL
     SELECT 'server ' || srvname || ' ' || coalesce(srvacl::text, '') FROM pg_foreign_server
 ) AS everything ORDER BY line
 "#,
@@ -76,21 +82,35 @@ fn fresh_database(su: &mut Client, name: &str) -> Client {
 }
 
 #[test]
-fn updating_from_the_previous_release_gives_a_fresh_install_and_keeps_the_data() {
+fn updating_from_each_earlier_release_gives_a_fresh_install_and_keeps_the_data() {
     let mut su = superuser();
     let mut new = fresh_database(&mut su, "llm_sql_fresh");
     new.batch_execute("CREATE EXTENSION llm_sql CASCADE")
         .unwrap();
+    let current: String = new
+        .query_one(
+            "SELECT extversion FROM pg_extension WHERE extname = 'llm_sql'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
     drop(new);
-    let mut old = fresh_database(&mut su, "llm_sql_updated");
-    old.batch_execute(
-        "CREATE EXTENSION vector; CREATE EXTENSION llm_sql VERSION '0.1.0';
-         SELECT pg_catalog.set_config('llm_sql.embedding_model', 'nomic-embed-text', false);",
-    )
+    for old_version in ["0.1.0", "0.2.0"] {
+        update_from(&mut su, old_version, &current);
+    }
+    su.batch_execute("DROP DATABASE llm_sql_fresh").unwrap();
+}
+
+fn update_from(su: &mut Client, old_version: &str, current: &str) {
+    let mut old = fresh_database(su, "llm_sql_updated");
+    old.batch_execute(&format!(
+        "CREATE EXTENSION vector; CREATE EXTENSION llm_sql VERSION '{old_version}';
+         SELECT pg_catalog.set_config('llm_sql.embedding_model', 'nomic-embed-text', false);"
+    ))
     .unwrap();
-    // What 0.1.0 left behind: a remembered attachment with a grant, an embedding job, an
-    // auto-embedded column with its trigger and a queued row. (Written directly: 0.1.0's
-    // functions point at code this library only keeps to say that they are outdated.)
+    // What an earlier release left behind: a remembered attachment with a grant, an embedding
+    // job, an auto-embedded column with its trigger and a queued row. (Written directly: the
+    // old functions point at code this library only keeps to say that they are outdated.)
     old.batch_execute(
         "DROP ROLE IF EXISTS upgrade_friend; CREATE ROLE upgrade_friend;
          CREATE TABLE notes (id int PRIMARY KEY, body text, embedding vector(8));
@@ -106,16 +126,18 @@ fn updating_from_the_previous_release_gives_a_fresh_install_and_keeps_the_data()
          INSERT INTO notes (id, body) VALUES (1, 'before the update');",
     )
     .unwrap();
-    let outdated = old
-        .batch_execute("SELECT llm_sql.attach_internal('x', '/tmp/x.db', NULL, true, true)")
-        .unwrap_err();
+    let retired = match old_version {
+        "0.1.0" => "SELECT llm_sql.attach_internal('x', '/tmp/x.db', NULL, true, true)",
+        _ => "SELECT * FROM llm_sql.semantic_search('notes', 'x')",
+    };
+    let outdated = old.batch_execute(retired).unwrap_err();
     let hint = outdated
         .as_db_error()
         .and_then(|e| e.hint())
         .unwrap_or_default();
     assert!(
         hint.contains("ALTER EXTENSION llm_sql UPDATE"),
-        "{}",
+        "{old_version}: {}",
         describe(&outdated)
     );
     old.batch_execute("ALTER EXTENSION llm_sql UPDATE").unwrap();
@@ -126,14 +148,14 @@ fn updating_from_the_previous_release_gives_a_fresh_install_and_keeps_the_data()
         )
         .unwrap()
         .get(0);
-    assert_eq!(version, "0.2.0");
+    assert_eq!(version, current);
     drop(old);
     let (updated, fresh) = (described("llm_sql_updated"), described("llm_sql_fresh"));
     let only_updated: Vec<&String> = updated.iter().filter(|l| !fresh.contains(l)).collect();
     let only_fresh: Vec<&String> = fresh.iter().filter(|l| !updated.contains(l)).collect();
     assert!(
         only_updated.is_empty() && only_fresh.is_empty(),
-        "after the update only: {only_updated:#?}\nfresh install only: {only_fresh:#?}"
+        "from {old_version}: after the update only: {only_updated:#?}\nfresh install only: {only_fresh:#?}"
     );
     // The data is still there, and the old trigger still queues rows.
     let mut old = superuser_config()
@@ -156,11 +178,24 @@ fn updating_from_the_previous_release_gives_a_fresh_install_and_keeps_the_data()
             "SELECT count(*) FROM llm_sql.attachments() WHERE alias = 'kept'",
             1,
         ),
+        (
+            "SELECT count(*) FROM llm_sql.embedding_status WHERE rows_pending = 2",
+            1,
+        ),
     ] {
-        assert_eq!(count(&mut old, sql), want, "{sql}");
+        assert_eq!(count(&mut old, sql), want, "from {old_version}: {sql}");
     }
+    // And DROP EXTENSION leaves nothing behind, as after a fresh install.
+    old.batch_execute("DROP TABLE notes; DROP EXTENSION llm_sql")
+        .unwrap();
+    assert_eq!(
+        count(
+            &mut old,
+            "SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'llm_sql%'"
+        ),
+        0,
+        "from {old_version}"
+    );
     drop(old);
-    for name in ["llm_sql_updated", "llm_sql_fresh"] {
-        su.batch_execute(&format!("DROP DATABASE {name}")).unwrap();
-    }
+    su.batch_execute("DROP DATABASE llm_sql_updated").unwrap();
 }

@@ -154,7 +154,7 @@ COMMENT ON FUNCTION llm_sql.semantic_search(regclass, text, int, name, jsonb, te
     'The k rows nearest to the query by cosine distance among those matching filter; data is the row (or columns) as JSON';
 "#
 )]
-fn semantic_search_rows(
+fn semantic_search_filtered(
     tbl: Option<Oid>,
     query: Option<&str>,
     k: Option<i32>,
@@ -187,7 +187,7 @@ COMMENT ON FUNCTION llm_sql.hybrid_search(regclass, text, name, int, name, jsonb
     'Vector and full-text ranks fused by reciprocal rank fusion (k = 60), among rows matching filter';
 "#
 )]
-fn hybrid_search_rows(
+fn hybrid_search_filtered(
     tbl: Option<Oid>,
     query: Option<&str>,
     text_column: Option<&CStr>,
@@ -292,7 +292,9 @@ SELECT j.tbl AS table_name, j.source_column, j.target_column, j.model,
   FROM llm_sql.embedding_jobs j
   CROSS JOIN LATERAL (SELECT pg_catalog.round((j.rows_done - j.rows_done_at_resume)::numeric
            / NULLIF(EXTRACT(epoch FROM j.updated_at - j.resumed_at), 0::numeric)) AS rows_per_second) r
+  -- (The session reading the view is not running a backfill, even if it ran this one.)
   LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid = j.pid AND a.backend_start <= j.resumed_at
+                                         AND a.pid <> pg_catalog.pg_backend_pid()
  WHERE pg_catalog.has_table_privilege(j.tbl, 'SELECT');
 GRANT SELECT ON llm_sql.embedding_progress TO PUBLIC;
 COMMENT ON VIEW llm_sql.embedding_progress IS

@@ -1,6 +1,7 @@
-//! C symbols that version 0.1.0's SQL objects name, kept so that a database still on 0.1.0 can
-//! load this library (CREATE FUNCTION, and so a dump's restore, checks that the symbol exists)
-//! until `ALTER EXTENSION llm_sql UPDATE` drops those objects. Each only says so.
+//! C symbols that earlier versions' SQL objects name, kept so that a database still on an
+//! earlier version can load this library (CREATE FUNCTION, and so a dump's restore, checks that
+//! the symbol exists) until `ALTER EXTENSION llm_sql UPDATE` replaces those objects. Each only
+//! says so.
 
 use pgrx::pg_sys;
 use pgrx::PgSqlErrorCode;
@@ -23,7 +24,7 @@ macro_rules! retired {
 fn outdated() -> ! {
     Error::new(
         PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-        "this function belongs to llm_sql 0.1.0, whose library was replaced by a newer one",
+        "this function belongs to an earlier llm_sql, whose library was replaced by a newer one",
     )
     .with_hint("Run ALTER EXTENSION llm_sql UPDATE in this database.")
     .report()
@@ -44,4 +45,7 @@ retired! {
     grant_attachment_internal_wrapper, pg_finfo_grant_attachment_internal_wrapper;
     revoke_attachment_internal_wrapper, pg_finfo_revoke_attachment_internal_wrapper;
     models_internal_wrapper, pg_finfo_models_internal_wrapper;
+    // 0.2.0: the searches without filter and columns.
+    semantic_search_rows_wrapper, pg_finfo_semantic_search_rows_wrapper;
+    hybrid_search_rows_wrapper, pg_finfo_hybrid_search_rows_wrapper;
 }

@@ -62,6 +62,10 @@ pub fn run(
                 Err(error) => {
                     failed(job, &error.message)?;
                     transactions.commit();
+                    // (Nothing committed yet: the error's own hint says all there is to do.)
+                    if done.get() == 0 {
+                        return Err(error);
+                    }
                     let hint = match &error.hint {
                         Some(hint) => format!("{hint} {}", resume_hint(done.get())),
                         None => resume_hint(done.get()),

@@ -263,7 +263,8 @@ fn enqueue(table: Oid, target: &str, key: Value) -> Result<()> {
 
 /// Forgets what llm_sql recorded for dropped tables and columns (called by the `sql_drop`
 /// event trigger, as the role that dropped them): their auto-embedding, queued rows and
-/// embedding jobs. The triggers went with the table or column.
+/// embedding jobs. The triggers go with the table or the source column (they depend on it); a
+/// dropped target column's triggers are dropped here.
 pub fn forget_dropped() -> Result<()> {
     // (The event trigger also fires while DROP EXTENSION llm_sql drops llm_sql's own tables.)
     let ours = Spi::get_one::<bool>(
@@ -273,10 +274,11 @@ pub fn forget_dropped() -> Result<()> {
     if ours != Some(true) {
         return Ok(());
     }
+    // (table, column number, column name): 0 and NULL for a whole table.
     let dropped = Spi::connect(|client| {
-        let mut dropped: Vec<(Oid, Option<String>)> = Vec::new();
+        let mut dropped: Vec<(Oid, i32, Option<String>)> = Vec::new();
         for row in client.select(
-            "SELECT objid, CASE WHEN objsubid > 0 THEN address_names[3] END
+            "SELECT objid, objsubid, CASE WHEN objsubid > 0 THEN address_names[3] END
                FROM pg_catalog.pg_event_trigger_dropped_objects()
               WHERE classid = 'pg_catalog.pg_class'::pg_catalog.regclass
                 AND object_type IN ('table', 'table column')",
@@ -285,7 +287,8 @@ pub fn forget_dropped() -> Result<()> {
         )? {
             dropped.push((
                 row.get::<Oid>(1)?.unwrap_or(Oid::INVALID),
-                row.get::<String>(2)?,
+                row.get::<i32>(2)?.unwrap_or(0),
+                row.get::<String>(3)?,
             ));
         }
         Ok::<_, pgrx::spi::Error>(dropped)
@@ -293,9 +296,29 @@ pub fn forget_dropped() -> Result<()> {
     if dropped.is_empty() {
         return Ok(());
     }
-    let tables: Vec<Oid> = dropped.iter().map(|(t, _)| *t).collect();
-    let columns: Vec<Option<String>> = dropped.into_iter().map(|(_, c)| c).collect();
+    let tables: Vec<Oid> = dropped.iter().map(|(t, _, _)| *t).collect();
+    let columns: Vec<Option<String>> = dropped.iter().map(|(_, _, c)| c.clone()).collect();
     as_extension_owner(|| {
+        for (table, attnum, column) in &dropped {
+            let auto_embedded = column.is_some()
+                && Spi::get_one_with_args::<bool>(
+                    "SELECT EXISTS (SELECT 1 FROM llm_sql.auto_embeddings
+                                     WHERE tbl = $1 AND target_column = $2)",
+                    &[(*table).into(), column.clone().into()],
+                )? == Some(true);
+            if auto_embedded {
+                let qualified = Spi::get_one_with_args::<String>(
+                    "SELECT $1::pg_catalog.regclass::pg_catalog.text",
+                    &[(*table).into()],
+                )?
+                .unwrap_or_default();
+                for kind in ["ins", "upd"] {
+                    Spi::run(&format!(
+                        "DROP TRIGGER IF EXISTS llm_sql_embed_{kind}_{attnum} ON {qualified}"
+                    ))?;
+                }
+            }
+        }
         // A NULL column stands for the whole table; a dropped source column ends
         // auto-embedding of its target too.
         for forget in [
@@ -303,13 +326,13 @@ pub fn forget_dropped() -> Result<()> {
                     ROWS FROM (pg_catalog.unnest($1::oid[]), pg_catalog.unnest($2::name[])) AS d(tbl, col)
               WHERE c.tbl::oid = d.tbl AND q.tbl::oid = d.tbl AND q.target_column = c.target_column
                 AND (d.col IS NULL OR d.col = c.target_column OR d.col = c.source_column)",
-            "DELETE FROM llm_sql.embedding_queue q
-              USING ROWS FROM (pg_catalog.unnest($1::oid[]), pg_catalog.unnest($2::name[])) AS d(tbl, col)
-              WHERE q.tbl::oid = d.tbl AND (d.col IS NULL OR d.col = q.target_column)",
             "DELETE FROM llm_sql.auto_embeddings c
               USING ROWS FROM (pg_catalog.unnest($1::oid[]), pg_catalog.unnest($2::name[])) AS d(tbl, col)
               WHERE c.tbl::oid = d.tbl
                 AND (d.col IS NULL OR d.col = c.target_column OR d.col = c.source_column)",
+            "DELETE FROM llm_sql.embedding_queue q
+              USING ROWS FROM (pg_catalog.unnest($1::oid[]), pg_catalog.unnest($2::name[])) AS d(tbl, col)
+              WHERE q.tbl::oid = d.tbl AND (d.col IS NULL OR d.col = q.target_column)",
             "DELETE FROM llm_sql.embedding_jobs j
               USING ROWS FROM (pg_catalog.unnest($1::oid[]), pg_catalog.unnest($2::name[])) AS d(tbl, col)
               WHERE j.tbl::oid = d.tbl AND (d.col IS NULL OR d.col = j.target_column)",
@@ -378,8 +401,8 @@ pub fn process_batch(max_rows: usize, everything: bool) -> Result<i64> {
 /// Takes (locks until the batch commits) the due entries of one column; entries another drain
 /// holds are skipped, so two drains at once never embed the same row twice.
 fn take(max_rows: usize, everything: bool, caller: Oid) -> Result<Option<Work>> {
-    Ok(Spi::connect(|client| {
-        let rows = client.select(
+    Ok(Spi::connect_mut(|client| {
+        let rows = client.update(
             "WITH next AS (
                 SELECT q.tbl, q.target_column FROM llm_sql.embedding_queue q
                   JOIN llm_sql.auto_embeddings c USING (tbl, target_column)

@@ -227,4 +227,170 @@ mod tests {
         assert!(outcome("DELETE FROM llm_sql.embedding_queue").starts_with("42501"));
         Spi::run("RESET ROLE").unwrap();
     }
+
+    #[pg_test]
+    fn searches_filter_before_choosing_and_return_the_chosen_columns() {
+        docs("filtered");
+        // Bob's rows only, though Ann's are nearer: the filter applies before the k nearest.
+        let owners = Spi::get_one::<String>(
+            "SELECT string_agg(data->>'owner', ',') FROM llm_sql.semantic_search('docs', 'a cat on a mat', 2,
+                    filter => '{\"owner\": \"bob\"}')",
+        )
+        .unwrap();
+        assert_eq!(owners.as_deref(), Some("bob,bob"));
+        let ids = Spi::get_one::<String>(
+            "SELECT string_agg(data::text, ',' ORDER BY data->>'id') FROM llm_sql.semantic_search('docs', 'cat', 5,
+                    filter => '{\"id\": [1, 3], \"owner\": [\"ann\", \"bob\"]}', columns => ARRAY['id'])",
+        )
+        .unwrap();
+        assert_eq!(ids.as_deref(), Some(r#"{"id": 1},{"id": 3}"#));
+        let texts = count(
+            "SELECT count(*) FROM llm_sql.hybrid_search('docs', 'cat', 'body', 5,
+                    filter => '{\"owner\": \"ann\"}') WHERE data->>'owner' = 'ann'",
+        );
+        assert_eq!(texts, 2);
+        // Values are bound, never SQL; NULL matches IS NULL.
+        assert_eq!(
+            count("SELECT count(*) FROM llm_sql.semantic_search('docs', 'cat', 5, filter => '{\"owner\": \"x'' OR true --\"}')"),
+            0
+        );
+        Spi::run("UPDATE docs SET owner = NULL WHERE id = 4").unwrap();
+        assert_eq!(
+            count("SELECT count(*) FROM llm_sql.semantic_search('docs', 'cat', 5, filter => '{\"owner\": null}')"),
+            1
+        );
+        for (call, state) in [
+            ("filter => '{\"nope\": 1}'", "42703"),
+            ("filter => '[1]'", "22023"),
+            ("filter => '{\"owner\": {\"a\": 1}}'", "22023"),
+            ("columns => ARRAY['nope']", "42703"),
+            ("columns => ARRAY[]::text[]", "22023"),
+            ("filter => '{\"id\": \"not a number\"}'", "22P02"),
+        ] {
+            let error = outcome(&format!(
+                "SELECT * FROM llm_sql.semantic_search('docs', 'cat', 5, {call})"
+            ));
+            assert!(error.starts_with(state), "{call}: {error}");
+        }
+    }
+
+    #[pg_test]
+    fn halfvec_columns_are_filled_and_searched_through_their_index() {
+        use_server(&format!("key=half{},dim=16", std::process::id()));
+        Spi::run(
+            "CREATE TABLE half_docs (id int PRIMARY KEY, body text, embedding halfvec(16));
+             INSERT INTO half_docs VALUES (1, 'the cat sat on the mat'), (2, 'stock prices fell');
+             CREATE INDEX ON half_docs USING hnsw (embedding halfvec_cosine_ops);
+             SELECT llm_sql.auto_embed('half_docs', 'body', 'embedding');",
+        )
+        .unwrap();
+        drain();
+        assert_eq!(
+            count("SELECT count(*) FROM half_docs WHERE embedding = llm_sql.embed(body)::halfvec"),
+            2
+        );
+        let top = Spi::get_one::<String>(
+            "SELECT data->>'body' FROM llm_sql.semantic_search('half_docs', 'a cat on a mat', 1, columns => ARRAY['body'])",
+        )
+        .unwrap();
+        assert_eq!(top.as_deref(), Some("the cat sat on the mat"));
+        let error = outcome("SELECT llm_sql.auto_embed('half_docs', 'body', 'body')");
+        assert!(
+            error.contains("not a pgvector vector or halfvec"),
+            "{error}"
+        );
+    }
+
+    #[pg_test]
+    fn one_model_per_column_unless_it_is_cleared_first() {
+        docs("onemodel");
+        Spi::run("SELECT llm_sql.auto_embed('docs', 'body', 'embedding')").unwrap();
+        // Another session setting does not change the column's model.
+        Spi::run("SET llm_sql.embedding_model = 'another-model'").unwrap();
+        assert_eq!(
+            outcome("SELECT llm_sql.auto_embed('docs', 'body', 'embedding')"),
+            "ok"
+        );
+        assert_eq!(
+            Spi::get_one::<String>("SELECT model FROM llm_sql.embedding_status")
+                .unwrap()
+                .as_deref(),
+            Some("nomic-embed-text")
+        );
+        let error = outcome(
+            "SELECT llm_sql.auto_embed('docs', 'body', 'embedding', model => 'another-model')",
+        );
+        assert!(
+            error.starts_with("55000")
+                && error.contains("\"nomic-embed-text\"")
+                && error.contains("SET \"embedding\" = NULL")
+                && !error.contains("ALTER COLUMN"),
+            "{error}"
+        );
+        Spi::run("UPDATE docs SET embedding = NULL").unwrap();
+        assert_eq!(
+            outcome(
+                "SELECT llm_sql.auto_embed('docs', 'body', 'embedding', model => 'another-model')"
+            ),
+            "ok"
+        );
+        assert_eq!(
+            Spi::get_one::<String>("SELECT model FROM llm_sql.embedding_status")
+                .unwrap()
+                .as_deref(),
+            Some("another-model")
+        );
+        // A dimension mismatch proposes a new column, never changing the one with data.
+        use_server("key=onemodel8,dim=8");
+        let error = outcome("SELECT * FROM llm_sql.semantic_search('docs', 'cat', 1)");
+        assert!(
+            error.contains("ADD COLUMN") && !error.contains("ALTER COLUMN"),
+            "{error}"
+        );
+    }
+
+    #[pg_test]
+    fn status_shows_each_column_and_dropping_a_table_ends_its_auto_embedding() {
+        docs("status");
+        Spi::run(
+            "SELECT llm_sql.auto_embed('docs', 'body', 'embedding');
+             INSERT INTO docs (id, owner, body) VALUES (7, 'ann', 'new'), (8, 'ann', 'newer');",
+        )
+        .unwrap();
+        let status = Spi::get_one::<String>(
+            "SELECT concat_ws(' ', table_name, target_column, source_column, model, auto_embed, rows_pending)
+               FROM llm_sql.embedding_status",
+        )
+        .unwrap();
+        assert_eq!(
+            status.as_deref(),
+            Some("docs embedding body nomic-embed-text t 2")
+        );
+        // Dropping the target column ends it; so does dropping the table.
+        Spi::run("ALTER TABLE docs DROP COLUMN embedding").unwrap();
+        assert_eq!(count("SELECT count(*) FROM llm_sql.embedding_status"), 0);
+        assert_eq!(count("SELECT count(*) FROM llm_sql.embedding_queue"), 0);
+        assert_eq!(
+            count("SELECT count(*) FROM pg_trigger WHERE tgrelid = 'docs'::regclass"),
+            0
+        );
+        Spi::run("INSERT INTO docs (id, owner, body) VALUES (9, 'ann', 'after')").unwrap();
+        docs_again();
+        Spi::run("SELECT llm_sql.auto_embed('docs2', 'body', 'embedding'); DROP TABLE docs2")
+            .unwrap();
+        assert_eq!(count("SELECT count(*) FROM llm_sql.embedding_status"), 0);
+        Spi::run("SET ROLE NONE").unwrap();
+        assert_eq!(
+            count("SELECT (SELECT count(*) FROM llm_sql.auto_embeddings) + (SELECT count(*) FROM llm_sql.embedding_queue)"),
+            0
+        );
+    }
+
+    fn docs_again() {
+        Spi::run(
+            "CREATE TABLE docs2 (id int PRIMARY KEY, body text, embedding vector(32));
+             INSERT INTO docs2 VALUES (1, 'one'), (2, 'two');",
+        )
+        .unwrap();
+    }
 }

@@ -380,4 +380,84 @@ mod tests {
         assert!(got.starts_with("0A000: "), "{got}");
         assert!(got.contains("BIGNUM"), "{got}");
     }
+    #[pg_test]
+    fn parameters_are_bound_never_spliced() {
+        let row = Spi::get_one::<String>(
+            "SELECT concat_ws('|', a, b, c, d, e, f) FROM llm_sql.query(
+                'SELECT $1 + 1 AS a, $2 AS b, typeof($3) AS c, $3 AS d, $4 AS e, $5 IS NULL AS f',
+                41, 'it''s', 12345678901234567.89, date '2024-02-29', NULL::int)
+             AS t(a int, b text, c text, d numeric, e date, f bool)",
+        )
+        .unwrap();
+        assert_eq!(
+            row.as_deref(),
+            Some("42|it's|DECIMAL(19,2)|12345678901234567.89|2024-02-29|t")
+        );
+        // A value that looks like SQL stays a value.
+        assert_eq!(
+            Spi::get_one::<i64>(
+                "SELECT n FROM llm_sql.query('SELECT count(*) AS n FROM range(3) WHERE $1 = ''x''',
+                                             'x'' OR 1=1 --') AS t(n bigint)"
+            )
+            .unwrap(),
+            Some(0)
+        );
+        assert_eq!(
+            Spi::get_one::<pgrx::JsonB>(
+                "SELECT llm_sql.query_json('SELECT $2 AS b, $1 AS a', VARIADIC ARRAY[1, 2])"
+            )
+            .unwrap()
+            .map(|j| j.0.to_string()),
+            Some(r#"{"a":1,"b":2}"#.to_string())
+        );
+        Spi::run(
+            "SELECT llm_sql.execute('CREATE OR REPLACE TABLE bound AS SELECT $1::INT AS x, $2 AS y', 7, 'seven')",
+        )
+        .unwrap();
+        assert_eq!(
+            Spi::get_one::<i64>("SELECT llm_sql.execute('DELETE FROM bound WHERE x = $1', 7)")
+                .unwrap(),
+            Some(1)
+        );
+        // $n without its value says how to pass it; extra values are an error too.
+        let missing = outcome("SELECT * FROM llm_sql.query_json('SELECT $1 AS a')");
+        assert!(
+            missing.starts_with("42P02") && missing.contains("HINT") && missing.contains("bound"),
+            "{missing}"
+        );
+        for (sql, state) in [
+            (
+                "SELECT * FROM llm_sql.query_json('SELECT $2 AS a', 1)",
+                "42P02",
+            ),
+            (
+                "SELECT * FROM llm_sql.query_json('SELECT 1 AS a', 1)",
+                "22023",
+            ),
+            (
+                "SELECT * FROM llm_sql.query_json('SELECT $name AS a', 1)",
+                "42P02",
+            ),
+        ] {
+            let error = outcome(sql);
+            assert!(error.starts_with(state), "{sql}: {error}");
+        }
+    }
+
+    #[pg_test]
+    fn create_view_or_replace_with_other_columns_says_what_to_do() {
+        Spi::run("SELECT llm_sql.create_view('replaced', 'SELECT 1 AS a, 2 AS b')").unwrap();
+        assert_eq!(
+            outcome(
+                "SELECT llm_sql.create_view('replaced', 'SELECT 1 AS a, 2 AS b, 3 AS c', or_replace => true)"
+            ),
+            "ok"
+        );
+        let error =
+            outcome("SELECT llm_sql.create_view('replaced', 'SELECT 1 AS a', or_replace => true)");
+        assert!(
+            error.starts_with("42P16") && error.contains("DROP VIEW"),
+            "{error}"
+        );
+    }
 }

@@ -413,9 +413,9 @@ pub mod tests {
         assert_eq!(top_scan(idiom), "Index Scan");
         assert_eq!(stats(&key)["requests"].as_u64(), Some(1));
         // Without the index Postgres evaluates the call once per row; the server is still asked
-        // once, and the rows are the exact nearest ones.
+        // once for the new text, and the rows are the exact nearest ones.
         Spi::run("SET LOCAL enable_indexscan = off").unwrap();
-        assert_eq!(top_scan(idiom), "Seq Scan");
+        assert_eq!(top_scan(&idiom.replace("'q'", "'q2'")), "Seq Scan");
         assert_eq!(stats(&key)["requests"].as_u64(), Some(2));
         let exact =
             "SELECT array_agg(id ORDER BY d, id)::text FROM (SELECT id, embedding <=> e AS d
