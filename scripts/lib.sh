@@ -40,3 +40,8 @@ as_pg() { sudo -u "$PG_OS_USER" -H -- "$@"; }
 DUCKDB_EXT_DIR="$PG_PKGLIBDIR/llm_sql/duckdb_extensions"
 # The built-in embedding model's files (src/embeddings/builtin looks for them here).
 BUILTIN_MODEL_DIR="$PG_PKGLIBDIR/llm_sql/all-MiniLM-L6-v2"
+
+# Unlinks the installed llm_sql.so before a new one is copied in. Running backends (the dev
+# cluster's embedding worker, say) keep the old file mapped; copying over it in place would
+# change their mapped pages and kill them with SIGBUS.
+release_installed_library() { rm -f "$PG_PKGLIBDIR/llm_sql.so"; }

@@ -33,6 +33,16 @@ JOIN llm_sql.query($$SELECT * FROM '/tmp/llm_sql_demo_customers.parquet' WHERE s
      AS c(customer_id bigint, name text, score bigint) USING (customer_id)
 GROUP BY c.name ORDER BY total DESC, c.name LIMIT 5;
 
+\echo '--- Parameters: values bound to $1, $2, never written into the SQL'
+SELECT * FROM llm_sql.query(
+    'SELECT customer_id, name, score FROM ''/tmp/llm_sql_demo_customers.parquet''
+      WHERE score > $1 ORDER BY score DESC, customer_id LIMIT $2', 95, 3)
+    AS t(customer_id bigint, name text, score bigint);
+
+\echo '--- The local table through catalog pg: numeric stays exact (DECIMAL in DuckDB)'
+SELECT duckdb_total, duckdb_total = (SELECT sum(amount) FROM demo_orders) AS same_as_postgres
+FROM llm_sql.query('SELECT sum(amount) AS total FROM pg.public.demo_orders') AS t(duckdb_total numeric);
+
 \echo '--- A Postgres view over a DuckDB query: no column list needed by its readers'
 SELECT llm_sql.create_view('demo_scores', $$
     SELECT score, count(*) AS customers FROM '/tmp/llm_sql_demo_customers.parquet' GROUP BY score
@@ -59,6 +69,16 @@ SELECT data->>'body' AS best_match, round(distance::numeric, 3) AS distance
 FROM llm_sql.semantic_search('demo_docs', 'I want my money back', k => 2);
 SELECT data->>'body' AS best_match, round(distance::numeric, 3) AS distance
 FROM llm_sql.semantic_search('demo_docs', 'when will my parcel arrive?', k => 1);
+\echo '--- pgvector''s own idiom: embed inline, the HNSW index is used and the question embedded once'
+CREATE INDEX ON demo_docs USING hnsw (embedding vector_cosine_ops);
+SELECT body AS best_match FROM demo_docs
+ORDER BY embedding <=> llm_sql.embed('the app keeps crashing') LIMIT 1;
+\echo '--- A filter applied before the nearest rows are chosen, and chosen columns'
+SELECT data FROM llm_sql.semantic_search('demo_docs', 'I want my money back', k => 1,
+                                         filter => '{"id": [1, 2, 3]}', columns => ARRAY['id', 'body']);
+\echo '--- Each embedded column: its model and what is left to do'
+SELECT table_name, target_column, model, rows_pending, backfill_state, backfill_rows_done
+FROM llm_sql.embedding_status;
 RESET llm_sql.llm_url;
 RESET llm_sql.embedding_model;
 
