@@ -119,12 +119,28 @@ fn sql_run_as_llm_sqls_owner_never_resolves_names_in_the_callers_schemas() {
         "SELECT llm_sql.clear_cache()",
         "SELECT llm_sql.generate('hello')",
         "SELECT llm_sql.llm_health()",
+        "SELECT count(*) FROM llm_sql.embedding_status",
+        "SELECT count(*) FROM llm_sql.query_json('SELECT $1 AS a', 1)",
+        "SELECT count(*) FROM llm_sql.semantic_search('public.planted', 'one', 2, filter => '{\"id\": [1, 2]}')",
         "SELECT llm_sql.disable_auto_embed('public.planted', 'embedding')",
+        // The event trigger that forgets dropped tables runs as the role that drops them.
+        "CREATE TABLE evil.planted_drop (id int8 PRIMARY KEY, body text, embedding vector(8));
+         SELECT llm_sql.auto_embed('evil.planted_drop', 'body', 'embedding');
+         ALTER TABLE evil.planted_drop DROP COLUMN embedding; DROP TABLE evil.planted_drop",
     ] {
         if let Err(e) = planter.batch_execute(sql) {
             panic!("{sql}: {}", describe(&e));
         }
     }
+    // A superuser whose search_path leads into the role's schema drops an auto-embedded table:
+    // the event trigger's own SQL resolves nothing there.
+    su.batch_execute(
+        "CREATE TABLE public.su_dropped (id int8 PRIMARY KEY, body text, embedding vector(8));
+         SELECT llm_sql.auto_embed('public.su_dropped', 'body', 'embedding');
+         SET search_path = evil, pg_catalog, public; DROP TABLE public.su_dropped;
+         RESET search_path;",
+    )
+    .unwrap();
     // The operators did run, for the role's own statements ...
     let mine = count(
         &mut planter,

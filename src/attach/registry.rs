@@ -134,7 +134,9 @@ fn registry_tables() -> Result<Option<(Oid, Oid, Oid)>> {
 /// Runs `f` as the owner of the registry tables, then switches back (also on error: Postgres
 /// restores the user at (sub)transaction abort, and the guard does it when unwinding).
 /// `None` when the registry does not exist.
-fn as_registry_owner<T>(f: impl FnOnce() -> Result<T>) -> Result<Option<T>> {
+/// Runs `f` as the owner of llm_sql's tables; None (without running it) when they are gone,
+/// as while DROP EXTENSION llm_sql runs.
+pub fn as_registry_owner<T>(f: impl FnOnce() -> Result<T>) -> Result<Option<T>> {
     let Some((_, owner, _)) = registry_tables()? else {
         return Ok(None);
     };

@@ -266,14 +266,23 @@ fn enqueue(table: Oid, target: &str, key: Value) -> Result<()> {
 /// embedding jobs. The triggers go with the table or the source column (they depend on it); a
 /// dropped target column's triggers are dropped here.
 pub fn forget_dropped() -> Result<()> {
-    // (The event trigger also fires while DROP EXTENSION llm_sql drops llm_sql's own tables.)
-    let ours = Spi::get_one::<bool>(
-        "SELECT pg_catalog.to_regclass('llm_sql.auto_embeddings') IS NOT NULL
-            AND pg_catalog.to_regclass('llm_sql.embedding_jobs') IS NOT NULL",
-    )?;
-    if ours != Some(true) {
-        return Ok(());
-    }
+    // As llm_sql's owner, on its pinned search_path: the event trigger runs for any role's
+    // DROP (a superuser's too), so none of its SQL may resolve names in that role's schemas.
+    // (Nothing is left to forget while DROP EXTENSION llm_sql drops llm_sql's own tables.)
+    crate::attach::registry::as_registry_owner(|| {
+        let ours = Spi::get_one::<bool>(
+            "SELECT pg_catalog.to_regclass('llm_sql.auto_embeddings') IS NOT NULL
+                AND pg_catalog.to_regclass('llm_sql.embedding_jobs') IS NOT NULL",
+        )?;
+        match ours {
+            Some(true) => forget_dropped_objects(),
+            _ => Ok(()),
+        }
+    })
+    .map(|_| ())
+}
+
+fn forget_dropped_objects() -> Result<()> {
     // (table, column number, column name): 0 and NULL for a whole table.
     let dropped = Spi::connect(|client| {
         let mut dropped: Vec<(Oid, i32, Option<String>)> = Vec::new();
@@ -298,49 +307,47 @@ pub fn forget_dropped() -> Result<()> {
     }
     let tables: Vec<Oid> = dropped.iter().map(|(t, _, _)| *t).collect();
     let columns: Vec<Option<String>> = dropped.iter().map(|(_, _, c)| c.clone()).collect();
-    as_extension_owner(|| {
-        for (table, attnum, column) in &dropped {
-            let auto_embedded = column.is_some()
-                && Spi::get_one_with_args::<bool>(
-                    "SELECT EXISTS (SELECT 1 FROM llm_sql.auto_embeddings
-                                     WHERE tbl = $1 AND target_column = $2)",
-                    &[(*table).into(), column.clone().into()],
-                )? == Some(true);
-            if auto_embedded {
-                let qualified = Spi::get_one_with_args::<String>(
-                    "SELECT $1::pg_catalog.regclass::pg_catalog.text",
-                    &[(*table).into()],
-                )?
-                .unwrap_or_default();
-                for kind in ["ins", "upd"] {
-                    Spi::run(&format!(
-                        "DROP TRIGGER IF EXISTS llm_sql_embed_{kind}_{attnum} ON {qualified}"
-                    ))?;
-                }
+    for (table, attnum, column) in &dropped {
+        let auto_embedded = column.is_some()
+            && Spi::get_one_with_args::<bool>(
+                "SELECT EXISTS (SELECT 1 FROM llm_sql.auto_embeddings
+                                 WHERE tbl = $1 AND target_column = $2)",
+                &[(*table).into(), column.clone().into()],
+            )? == Some(true);
+        if auto_embedded {
+            let qualified = Spi::get_one_with_args::<String>(
+                "SELECT $1::pg_catalog.regclass::pg_catalog.text",
+                &[(*table).into()],
+            )?
+            .unwrap_or_default();
+            for kind in ["ins", "upd"] {
+                Spi::run(&format!(
+                    "DROP TRIGGER IF EXISTS llm_sql_embed_{kind}_{attnum} ON {qualified}"
+                ))?;
             }
         }
-        // A NULL column stands for the whole table; a dropped source column ends
-        // auto-embedding of its target too.
-        for forget in [
-            "DELETE FROM llm_sql.embedding_queue q USING llm_sql.auto_embeddings c,
-                    ROWS FROM (pg_catalog.unnest($1::oid[]), pg_catalog.unnest($2::name[])) AS d(tbl, col)
-              WHERE c.tbl::oid = d.tbl AND q.tbl::oid = d.tbl AND q.target_column = c.target_column
-                AND (d.col IS NULL OR d.col = c.target_column OR d.col = c.source_column)",
-            "DELETE FROM llm_sql.auto_embeddings c
-              USING ROWS FROM (pg_catalog.unnest($1::oid[]), pg_catalog.unnest($2::name[])) AS d(tbl, col)
-              WHERE c.tbl::oid = d.tbl
-                AND (d.col IS NULL OR d.col = c.target_column OR d.col = c.source_column)",
-            "DELETE FROM llm_sql.embedding_queue q
-              USING ROWS FROM (pg_catalog.unnest($1::oid[]), pg_catalog.unnest($2::name[])) AS d(tbl, col)
-              WHERE q.tbl::oid = d.tbl AND (d.col IS NULL OR d.col = q.target_column)",
-            "DELETE FROM llm_sql.embedding_jobs j
-              USING ROWS FROM (pg_catalog.unnest($1::oid[]), pg_catalog.unnest($2::name[])) AS d(tbl, col)
-              WHERE j.tbl::oid = d.tbl AND (d.col IS NULL OR d.col = j.target_column)",
-        ] {
-            Spi::run_with_args(forget, &[tables.clone().into(), columns.clone().into()])?;
-        }
-        Ok(())
-    })
+    }
+    // A NULL column stands for the whole table; a dropped source column ends
+    // auto-embedding of its target too.
+    for forget in [
+        "DELETE FROM llm_sql.embedding_queue q USING llm_sql.auto_embeddings c,
+                ROWS FROM (pg_catalog.unnest($1::oid[]), pg_catalog.unnest($2::name[])) AS d(tbl, col)
+          WHERE c.tbl::oid = d.tbl AND q.tbl::oid = d.tbl AND q.target_column = c.target_column
+            AND (d.col IS NULL OR d.col = c.target_column OR d.col = c.source_column)",
+        "DELETE FROM llm_sql.auto_embeddings c
+          USING ROWS FROM (pg_catalog.unnest($1::oid[]), pg_catalog.unnest($2::name[])) AS d(tbl, col)
+          WHERE c.tbl::oid = d.tbl
+            AND (d.col IS NULL OR d.col = c.target_column OR d.col = c.source_column)",
+        "DELETE FROM llm_sql.embedding_queue q
+          USING ROWS FROM (pg_catalog.unnest($1::oid[]), pg_catalog.unnest($2::name[])) AS d(tbl, col)
+          WHERE q.tbl::oid = d.tbl AND (d.col IS NULL OR d.col = q.target_column)",
+        "DELETE FROM llm_sql.embedding_jobs j
+          USING ROWS FROM (pg_catalog.unnest($1::oid[]), pg_catalog.unnest($2::name[])) AS d(tbl, col)
+          WHERE j.tbl::oid = d.tbl AND (d.col IS NULL OR d.col = j.target_column)",
+    ] {
+        Spi::run_with_args(forget, &[tables.clone().into(), columns.clone().into()])?;
+    }
+    Ok(())
 }
 
 /// One auto-embedded column and the queue entries taken for it.
