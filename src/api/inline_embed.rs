@@ -110,9 +110,10 @@ unsafe fn argument_is_bound(fcinfo: pg_sys::FunctionCallInfo) -> bool {
         match (*first).type_ {
             pg_sys::NodeTag::T_Param => true,
             pg_sys::NodeTag::T_Const => {
+                // (No location: a constant Postgres folded, e.g. from `'{a' || ',b}'`.)
                 let Ok(location) = usize::try_from((*first.cast::<pg_sys::Const>()).location)
                 else {
-                    return true;
+                    return false;
                 };
                 let portal = pg_sys::ActivePortal;
                 if portal.is_null() || (*portal).sourceText.is_null() {
