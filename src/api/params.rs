@@ -137,14 +137,14 @@ unsafe fn output(datum: pg_sys::Datum, type_oid: Oid) -> String {
 /// numeric text as an exact DECIMAL when it has at most 38 digits; otherwise (and for NaN and
 /// infinities) its text.
 fn decimal(text: &str) -> Param {
-    let negative = text.starts_with('-');
-    let unsigned = text.trim_start_matches('-');
-    let (whole, fraction) = unsigned.split_once('.').unwrap_or((unsigned, ""));
-    let digits = format!("{whole}{fraction}");
-    let significant = digits.trim_start_matches('0').len().max(1);
-    let width = significant.max(fraction.len() + 1);
+    let Some((negative, whole, fraction)) = crate::engine::types::decimal_parts(text) else {
+        return Param::Text(text.to_string());
+    };
+    // (A value below 1 still needs one digit before the point in DuckDB's width.)
+    let width = (whole.len() + fraction.len()).max(fraction.len() + 1);
+    let digits = format!("0{whole}{fraction}");
     match digits.parse::<i128>() {
-        Ok(value) if width <= 38 && digits.bytes().all(|b| b.is_ascii_digit()) => Param::Decimal(
+        Ok(value) if width <= 38 => Param::Decimal(
             if negative { -value } else { value },
             width as u8,
             fraction.len() as u8,

@@ -145,12 +145,7 @@ pub fn disable(table: Oid, target: &str) -> Result<()> {
     }
     let attnum = columns.target_attnum;
     as_extension_owner(|| {
-        for kind in ["ins", "upd"] {
-            Spi::run(&format!(
-                "DROP TRIGGER IF EXISTS llm_sql_embed_{kind}_{attnum} ON {}",
-                columns.qualified
-            ))?;
-        }
+        drop_triggers(&columns.qualified, attnum.into())?;
         Spi::run_with_args(
             "DELETE FROM llm_sql.auto_embeddings WHERE tbl = $1 AND target_column = $2",
             &[table.into(), target.into()],
@@ -261,6 +256,16 @@ fn enqueue(table: Oid, target: &str, key: Value) -> Result<()> {
     })
 }
 
+/// Drops the two triggers `enable` made for the target column `attnum` of `qualified`.
+fn drop_triggers(qualified: &str, attnum: i32) -> Result<()> {
+    for kind in ["ins", "upd"] {
+        Spi::run(&format!(
+            "DROP TRIGGER IF EXISTS llm_sql_embed_{kind}_{attnum} ON {qualified}"
+        ))?;
+    }
+    Ok(())
+}
+
 /// Forgets what llm_sql recorded for dropped tables and columns (called by the `sql_drop`
 /// event trigger, as the role that dropped them): their auto-embedding, queued rows and
 /// embedding jobs. The triggers go with the table or the source column (they depend on it); a
@@ -320,11 +325,7 @@ fn forget_dropped_objects() -> Result<()> {
                 &[(*table).into()],
             )?
             .unwrap_or_default();
-            for kind in ["ins", "upd"] {
-                Spi::run(&format!(
-                    "DROP TRIGGER IF EXISTS llm_sql_embed_{kind}_{attnum} ON {qualified}"
-                ))?;
-            }
+            drop_triggers(&qualified, *attnum)?;
         }
     }
     // A NULL column stands for the whole table; a dropped source column ends

@@ -379,6 +379,20 @@ pub fn uuid_bytes(v: i128) -> [u8; 16] {
     ((v as u128) ^ (1u128 << 127)).to_be_bytes()
 }
 
+/// The parts of Postgres's numeric text (`-123.4500`): whether it is negative, the whole digits
+/// without leading zeros and the fraction digits. None for NaN and infinities.
+pub fn decimal_parts(text: &str) -> Option<(bool, &str, &str)> {
+    let unsigned = text.strip_prefix('-');
+    let negative = unsigned.is_some();
+    let unsigned = unsigned.unwrap_or(text);
+    let (whole, fraction) = unsigned.split_once('.').unwrap_or((unsigned, ""));
+    let digits = |part: &str| part.bytes().all(|b| b.is_ascii_digit());
+    if whole.is_empty() || !digits(whole) || !digits(fraction) {
+        return None;
+    }
+    Some((negative, whole.trim_start_matches('0'), fraction))
+}
+
 /// Exact decimal text of an integer scaled by 10^-scale, e.g. (12345, 2) → "123.45".
 pub fn decimal_text(value: i128, scale: u8) -> String {
     let digits = value.unsigned_abs().to_string();

@@ -642,17 +642,11 @@ fn check_exact(column: &ColumnSpec, relation: &str, text: &str) {
 /// True when the numeric text `text` (Postgres's output: digits, one point, a sign, or
 /// NaN/Infinity) equals a DECIMAL(38, scale) value.
 pub fn fits_decimal(text: &str, scale: u8) -> bool {
-    let unsigned = text.strip_prefix('-').unwrap_or(text);
-    let (whole, fraction) = unsigned.split_once('.').unwrap_or((unsigned, ""));
-    let digits = |part: &str| part.bytes().all(|b| b.is_ascii_digit());
-    if whole.is_empty() || !digits(whole) || !digits(fraction) {
+    let Some((_, whole, fraction)) = crate::engine::types::decimal_parts(text) else {
         return false;
-    }
-    let (whole, fraction) = (
-        whole.trim_start_matches('0'),
-        fraction.trim_end_matches('0'),
-    );
-    fraction.len() <= usize::from(scale) && whole.len() <= 38 - usize::from(scale)
+    };
+    fraction.trim_end_matches('0').len() <= usize::from(scale)
+        && whole.len() <= 38 - usize::from(scale)
 }
 
 /// Closes the cursors of finished scans (backend thread; they may already be gone with an
