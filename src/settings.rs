@@ -57,6 +57,21 @@ pub static ASK_TRUSTED_ROLES: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c""));
 pub static ASK_CONTEXT_BUDGET: GucSetting<i32> = GucSetting::<i32>::new(24_000);
 pub static ASK_CACHE_TTL_S: GucSetting<i32> = GucSetting::<i32>::new(86_400);
+pub static ASK_MAX_TOKENS: GucSetting<i32> = GucSetting::<i32>::new(400);
+pub static ASK_TIME_BUDGET_MS: GucSetting<i32> = GucSetting::<i32>::new(300_000);
+pub static ASK_ANSWER_FORMAT: GucSetting<AnswerFormat> =
+    GucSetting::<AnswerFormat>::new(AnswerFormat::Sql);
+
+/// How llm_sql.ask asks the model to answer.
+#[derive(PostgresGucEnum, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum AnswerFormat {
+    /// The query alone, in a ```sql fence: the fewest tokens to generate.
+    #[name = c"sql"]
+    Sql,
+    /// A JSON object with the query, an explanation and a confidence (the server's JSON mode).
+    #[name = c"json"]
+    Json,
+}
 
 /// Registers the settings; called from `_PG_init`.
 pub fn init() {
@@ -322,6 +337,34 @@ fn define_ask_settings() {
         i32::MAX,
         GucContext::Userset,
         GucFlags::UNIT_S,
+    );
+    GucRegistry::define_int_guc(
+        c"llm_sql.ask_max_tokens",
+        c"Most tokens the model may write in each answer to llm_sql.ask.",
+        c"Sent as Ollama's num_predict or OpenAI's max_tokens; stops a model that does not stop.",
+        &ASK_MAX_TOKENS,
+        16,
+        100_000,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"llm_sql.ask_time_budget",
+        c"Time llm_sql.ask may spend on one question, model calls and queries together.",
+        c"When it runs out, ask_full returns status error with the reason.",
+        &ASK_TIME_BUDGET_MS,
+        1_000,
+        i32::MAX,
+        GucContext::Userset,
+        GucFlags::UNIT_MS,
+    );
+    GucRegistry::define_enum_guc(
+        c"llm_sql.ask_answer_format",
+        c"How llm_sql.ask asks the model to answer: sql (the query in a code block) or json.",
+        c"sql costs the fewest generated tokens; json also asks for an explanation and a confidence.",
+        &ASK_ANSWER_FORMAT,
+        GucContext::Userset,
+        GucFlags::default(),
     );
 }
 

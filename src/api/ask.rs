@@ -36,11 +36,7 @@ fn settle(report: &Value) -> Result<bool> {
             Ok(false)
         }
         _ => {
-            let last = report["attempts"]
-                .as_array()
-                .and_then(|a| a.last())
-                .and_then(|a| a["error"].as_str())
-                .unwrap_or("no attempt succeeded");
+            let last = report["error"].as_str().unwrap_or("no attempt succeeded");
             Err(Error::new(
                 PgSqlErrorCode::ERRCODE_EXTERNAL_ROUTINE_EXCEPTION,
                 format!("llm_sql.ask could not answer the question: {last}"),

@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 
 use crate::error::{Error, Result};
 use crate::settings::{self, LlmApi};
-pub use protocol::Model;
+pub use protocol::{ChatAnswer, Model, Usage};
 
 thread_local! {
     /// The last LLM error this backend saw, for llm_health().
@@ -151,8 +151,11 @@ pub fn generate(
                 messages.push(json!({"role": "system", "content": system}));
             }
             messages.push(json!({"role": "user", "content": prompt}));
-            let reply = chat_with(&server, &Value::Array(messages), model, options, false)?;
-            Ok(reply["content"].as_str().unwrap_or_default().to_string())
+            let answer = chat_with(&server, &Value::Array(messages), model, options, false)?;
+            Ok(answer.reply["content"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string())
         }
     }
 }
@@ -161,13 +164,42 @@ pub fn generate(
 /// `{"role": "assistant", "content": …}`.
 pub fn chat(messages: &Value, model: &str, options: Option<&Value>) -> Result<Value> {
     protocol::check_messages(messages)?;
-    chat_with(&Server::current()?, messages, model, options, false)
+    Ok(chat_with(&Server::current()?, messages, model, options, false)?.reply)
 }
 
-/// `chat`, asking the server for a JSON object as the answer's content (Ollama's `format`,
-/// OpenAI's `response_format`).
-pub fn chat_json(messages: &Value, model: &str, options: Option<&Value>) -> Result<Value> {
-    chat_with(&Server::current()?, messages, model, options, true)
+/// How one bounded chat call may answer.
+pub struct Limits {
+    pub temperature: f64,
+    /// Most tokens the answer may have (Ollama's `num_predict`, OpenAI's `max_tokens`).
+    pub max_tokens: u32,
+    /// Ask the server for a JSON object (Ollama's `format`, OpenAI's `response_format`).
+    pub json: bool,
+    /// Text that ends the answer where it appears (not included).
+    pub stop: &'static [&'static str],
+    /// The call's time limit instead of `llm_sql.request_timeout` (the caller's own budget);
+    /// it is then not retried, so that it ends in time.
+    pub within: Option<Duration>,
+}
+
+/// A chat call with a cap on the answer's length and on its time: the answer and its cost.
+pub fn chat_limited(messages: &Value, model: &str, limits: &Limits) -> Result<ChatAnswer> {
+    let mut server = Server::current()?;
+    if let Some(within) = limits.within {
+        server.timeout = within.max(Duration::from_millis(1));
+        server.retries = 0;
+    }
+    let mut options = match server.api {
+        LlmApi::Ollama => {
+            json!({"temperature": limits.temperature, "num_predict": limits.max_tokens})
+        }
+        LlmApi::OpenAi => {
+            json!({"temperature": limits.temperature, "max_tokens": limits.max_tokens})
+        }
+    };
+    if !limits.stop.is_empty() {
+        options["stop"] = json!(limits.stop);
+    }
+    chat_with(&server, messages, model, Some(&options), limits.json)
 }
 
 fn chat_with(
@@ -176,7 +208,7 @@ fn chat_with(
     model: &str,
     options: Option<&Value>,
     json_answer: bool,
-) -> Result<Value> {
+) -> Result<ChatAnswer> {
     let mut body = json!({"model": model, "messages": messages, "stream": false});
     match server.api {
         LlmApi::Ollama => {

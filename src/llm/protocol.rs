@@ -59,18 +59,52 @@ impl Message {
     }
 }
 
+/// Tokens a call cost, when the server says.
+#[derive(Clone, Copy, Default, Debug)]
+pub struct Usage {
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+}
+
+/// The assistant's message (`{"role": …, "content": …}`) and what it cost.
+pub struct ChatAnswer {
+    pub reply: Value,
+    pub usage: Usage,
+}
+
 #[derive(Deserialize)]
 struct OllamaChat {
     message: Message,
+    #[serde(default)]
+    prompt_eval_count: u64,
+    #[serde(default)]
+    eval_count: u64,
 }
 
-pub fn ollama_chat(body: &[u8]) -> Result<Value> {
-    Ok(parse::<OllamaChat>(body)?.message.into_json())
+pub fn ollama_chat(body: &[u8]) -> Result<ChatAnswer> {
+    let answer = parse::<OllamaChat>(body)?;
+    Ok(ChatAnswer {
+        reply: answer.message.into_json(),
+        usage: Usage {
+            prompt_tokens: answer.prompt_eval_count,
+            completion_tokens: answer.eval_count,
+        },
+    })
 }
 
 #[derive(Deserialize)]
 struct OpenAiChat {
     choices: Vec<OpenAiChoice>,
+    #[serde(default)]
+    usage: Option<OpenAiUsage>,
+}
+
+#[derive(Deserialize)]
+struct OpenAiUsage {
+    #[serde(default)]
+    prompt_tokens: u64,
+    #[serde(default)]
+    completion_tokens: u64,
 }
 
 #[derive(Deserialize)]
@@ -78,14 +112,21 @@ struct OpenAiChoice {
     message: Message,
 }
 
-pub fn openai_chat(body: &[u8]) -> Result<Value> {
-    let reply = parse::<OpenAiChat>(body)?;
-    let choice = reply
+pub fn openai_chat(body: &[u8]) -> Result<ChatAnswer> {
+    let answer = parse::<OpenAiChat>(body)?;
+    let usage = answer.usage.map_or_else(Usage::default, |u| Usage {
+        prompt_tokens: u.prompt_tokens,
+        completion_tokens: u.completion_tokens,
+    });
+    let choice = answer
         .choices
         .into_iter()
         .next()
         .ok_or_else(|| bad_answer("no choices"))?;
-    Ok(choice.message.into_json())
+    Ok(ChatAnswer {
+        reply: choice.message.into_json(),
+        usage,
+    })
 }
 
 #[derive(Deserialize)]

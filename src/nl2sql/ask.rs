@@ -1,7 +1,11 @@
-//! `llm_sql.ask`: question → schema context → model → SQL → gate → read-only run.
+//! `llm_sql.ask`: question → schema context and values from the data → model → SQL → gate →
+//! read-only run.
 //!
-//! A failed attempt (no SQL, rejected by the gate, an error while planning or running) goes
-//! back to the model with the error, up to `llm_sql.ask_max_attempts` times. With
+//! A failed attempt (no SQL, rejected by the gate, an error while planning or running) leads
+//! to a redraft, told the error and what the catalog knows about it (`repair`), up to
+//! `llm_sql.ask_max_attempts` drafts; a query the model writes again is not run again. Every
+//! answer is capped at `llm_sql.ask_max_tokens` and the whole question at
+//! `llm_sql.ask_time_budget`. With
 //! `candidates = n`, n candidates are written independently and the answer whose result most
 //! of them share wins; `confidence` is that share. A model that asks for clarification, or a
 //! confidence below `llm_sql.ask_min_confidence`, gives status `clarification_needed`. Every
@@ -13,12 +17,14 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Map, Value};
 
-use super::guard::Checked;
+use pgrx::PgSqlErrorCode;
+
+use super::guard::{Checked, Column};
 use super::history::{cache_key, cached_sql, log, read_only_transaction, remember};
-use super::{context, extract, guard, prompt, Engine, Rows};
+use super::{context, extract, guard, prompt, repair, values, Engine, Rows};
 use crate::error::{Error, Result};
 use crate::llm;
-use crate::settings;
+use crate::settings::{self, AnswerFormat};
 
 /// Longest question accepted.
 const MAX_QUESTION: usize = 20_000;
@@ -102,6 +108,7 @@ enum Outcome {
     Answered {
         sql: String,
         rows: Rows,
+        columns: Vec<Column>,
         explanation: Option<String>,
         confidence: Option<f64>,
     },
@@ -112,66 +119,156 @@ enum Outcome {
     Failed,
 }
 
+/// The time llm_sql.ask may spend on a question (`llm_sql.ask_time_budget`).
+struct Budget {
+    deadline: Instant,
+    total: Duration,
+}
+
+impl Budget {
+    fn start(started: Instant) -> Budget {
+        let total = Duration::from_millis(settings::ASK_TIME_BUDGET_MS.get().max(1) as u64);
+        Budget {
+            deadline: started + total,
+            total,
+        }
+    }
+
+    /// The time left, None when none is.
+    fn left(&self) -> Option<Duration> {
+        self.deadline
+            .checked_duration_since(Instant::now())
+            .filter(|left| !left.is_zero())
+    }
+
+    fn ran_out(&self) -> String {
+        format!(
+            "llm_sql.ask_time_budget ({} ms) ran out before a query answered the question",
+            self.total.as_millis()
+        )
+    }
+}
+
+/// What the model calls of one question cost, and why the work stopped early.
+#[derive(Default)]
+struct Work {
+    attempts: Vec<Value>,
+    model_calls: u32,
+    usage: llm::Usage,
+    llm_time: Duration,
+    /// Set when no further model call should be made (the budget ran out, the server failed).
+    stopped: Option<String>,
+}
+
+impl Work {
+    fn record(&mut self, answer: &llm::ChatAnswer, asked: Instant) {
+        self.model_calls += 1;
+        self.usage.prompt_tokens += answer.usage.prompt_tokens;
+        self.usage.completion_tokens += answer.usage.completion_tokens;
+        self.llm_time += asked.elapsed();
+    }
+}
+
 /// The JSON answer of `ask_full`. With `execute` false (generate_sql) the SQL is written and
 /// checked (parsed and analysed, so unknown relations and columns are corrected) but not run.
+/// A model server that fails or is too slow gives status `error` with the reason, not an
+/// ERROR; only a cancel (or statement_timeout) interrupts.
 pub fn answer(question: &str, options: &Options, execute: bool) -> Result<Value> {
     let started = Instant::now();
+    let budget = Budget::start(started);
     let question = check_question(question)?;
     let context = context::build(
         question,
         options.schemas.as_deref(),
         settings::ASK_CONTEXT_BUDGET.get().max(1) as usize,
     )?;
+    let format = settings::ASK_ANSWER_FORMAT.get();
     let mut report = json!({
+        "status": null, "error": null,
         "engine": null, "model": options.model, "cached": false, "attempts": [],
-        "query_id": null,
+        "query_id": null, "columns": [],
         "rows": [], "row_count": 0, "truncated": false, "sql": null, "explanation": null,
         "clarifying_questions": [], "confidence": null,
+        "model_calls": 0, "tokens": {"prompt": 0, "completion": 0},
         "llm_ms": millis(context.model_time),
     });
     let key = cache_key(
         question,
         &context.fingerprint,
-        &options.model,
+        &format!(
+            "{}\u{1f}{}\u{1f}{:?}",
+            options.model, options.candidates, format
+        ),
         options.max_rows,
     )?;
     let cached = cached_sql(&key)?
         .and_then(|sql| guard::check(&sql).ok())
         .and_then(|query| {
-            run(&query, options, execute)
+            run(&query, options, execute, &budget)
                 .ok()
-                .map(|rows| (query.sql, rows))
+                .map(|rows| (query, rows))
         });
-    if let Some((sql, rows)) = cached {
+    if let Some((query, rows)) = cached {
         report["cached"] = json!(true);
-        answered(&mut report, &sql, rows, None, None);
+        answered(&mut report, &query.sql, rows, &query.columns, None, None);
     } else {
-        let base = prompt::messages(question, &context.text)?;
-        let mut attempts = Vec::new();
+        let values = values::gather(question, &context, VALUE_LOOKUP.min(budget.total / 4));
+        let base = prompt::messages(question, &context.text, &values, format, options.explain)?;
+        let mut work = Work {
+            llm_time: context.model_time,
+            ..Work::default()
+        };
         let mut outcomes = Vec::new();
-        let mut llm_time = context.model_time;
         for index in 0..options.candidates {
+            if work.stopped.is_some() {
+                break;
+            }
             // Several candidates need different drafts; one is best written without sampling.
             let temperature = if options.candidates == 1 {
                 0.0
             } else {
                 0.2 + 0.1 * index as f64
             };
-            let (outcome, tried, spent) = candidate(base.clone(), options, temperature, execute)?;
-            attempts.extend(tried);
-            outcomes.push(outcome);
-            llm_time += spent;
+            let draft = Draft {
+                options,
+                execute,
+                format,
+                context: &context,
+                budget: &budget,
+            };
+            outcomes.push(draft.candidate(&base, temperature, &mut work)?);
         }
-        report["attempts"] = json!(attempts);
-        report["llm_ms"] = json!(millis(llm_time));
+        report["llm_ms"] = json!(millis(work.llm_time));
+        report["model_calls"] = json!(work.model_calls);
+        report["tokens"] = json!({
+            "prompt": work.usage.prompt_tokens,
+            "completion": work.usage.completion_tokens,
+        });
         decide(&mut report, outcomes, options.candidates);
+        if report["status"] == "error" {
+            let last = work
+                .attempts
+                .iter()
+                .rev()
+                .find_map(|a| a["error"].as_str().map(str::to_string));
+            report["error"] = json!(work
+                .stopped
+                .clone()
+                .or(last)
+                .unwrap_or_else(|| "no attempt succeeded".to_string()));
+        }
+        report["attempts"] = json!(work.attempts);
         if report["status"] == "ok" {
             remember(&key, report["sql"].as_str().unwrap_or_default())?;
         }
     }
     if options.explain && report["explanation"].is_null() {
         if let Some(sql) = report["sql"].as_str().map(str::to_string) {
-            report["explanation"] = json!(explain(&sql, &options.model)?);
+            match explain(&sql, &options.model) {
+                Ok(text) => report["explanation"] = json!(text),
+                Err(e) if e.code == PgSqlErrorCode::ERRCODE_QUERY_CANCELED => return Err(e),
+                Err(e) => report["explanation_error"] = json!(e.message),
+            }
         }
     }
     report["duration_ms"] = json!(millis(started.elapsed()));
@@ -181,6 +278,9 @@ pub fn answer(question: &str, options: &Options, execute: bool) -> Result<Value>
     }
     Ok(report)
 }
+
+/// Most time spent reading values from the data for one question.
+const VALUE_LOOKUP: Duration = Duration::from_secs(2);
 
 fn check_question(question: &str) -> Result<&str> {
     let question = question.trim();
@@ -196,8 +296,9 @@ fn check_question(question: &str) -> Result<&str> {
     Ok(question)
 }
 
-/// Runs a checked query; without `execute`, only says which engine would run it.
-fn run(query: &Checked, options: &Options, execute: bool) -> Result<Rows> {
+/// Runs a checked query (within `llm_sql.ask_timeout` and the time left); without `execute`,
+/// only says which engine would run it.
+fn run(query: &Checked, options: &Options, execute: bool, budget: &Budget) -> Result<Rows> {
     if !execute {
         return Ok(Rows {
             rows: Vec::new(),
@@ -208,62 +309,145 @@ fn run(query: &Checked, options: &Options, execute: bool) -> Result<Rows> {
             },
         });
     }
-    let timeout = Duration::from_millis(settings::ASK_TIMEOUT_MS.get().max(1) as u64);
-    super::run(query, options.max_rows, timeout)
+    let limit = Duration::from_millis(settings::ASK_TIMEOUT_MS.get().max(1) as u64);
+    let left = budget
+        .left()
+        .ok_or_else(|| Error::new(PgSqlErrorCode::ERRCODE_QUERY_CANCELED, budget.ran_out()))?;
+    super::run(query, options.max_rows, limit.min(left))
 }
 
-/// One candidate: drafts and corrections until a query passes and runs, the model asks for
-/// clarification, or the attempts run out. Returns the attempts made and the model's time.
-fn candidate(
-    mut messages: Vec<Value>,
-    options: &Options,
-    temperature: f64,
+/// The same query however it is spaced or cased: how a repeated draft is recognised.
+fn normalised(sql: &str) -> String {
+    sql.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase()
+}
+
+/// What every draft of one question shares.
+struct Draft<'a> {
+    options: &'a Options,
     execute: bool,
-) -> Result<(Outcome, Vec<Value>, Duration)> {
-    let mut attempts = Vec::new();
-    let mut llm_time = Duration::ZERO;
-    let sampling = json!({"temperature": temperature});
-    for _ in 0..settings::ASK_MAX_ATTEMPTS.get().max(1) {
-        let asked = Instant::now();
-        let reply = llm::chat_json(
-            &Value::Array(messages.clone()),
-            &options.model,
-            Some(&sampling),
-        )?;
-        llm_time += asked.elapsed();
-        let content = reply["content"].as_str().unwrap_or_default().to_string();
-        let parsed = extract::parse(&content);
-        let Some(sql) = parsed.sql else {
-            if !parsed.clarifying_questions.is_empty() {
-                let outcome = Outcome::Clarify {
-                    questions: parsed.clarifying_questions,
-                    confidence: parsed.confidence,
-                };
-                return Ok((outcome, attempts, llm_time));
+    format: AnswerFormat,
+    context: &'a context::Context,
+    budget: &'a Budget,
+}
+
+impl Draft<'_> {
+    /// One candidate: drafts until a query passes and runs, the model asks for clarification,
+    /// the attempts or the time run out, or the model writes a failing query a second time
+    /// after being told (a third draft would not differ either).
+    ///
+    /// A redraft is asked for with the opening messages again, the question followed by what
+    /// went wrong with the earlier drafts, and not as a conversation that shows the model its
+    /// failed query: small models copy it (seen with Qwen2.5-Coder 1.5B: the same failing
+    /// query in every round).
+    fn candidate(&self, base: &[Value], temperature: f64, work: &mut Work) -> Result<Outcome> {
+        let mut temperature = temperature;
+        let mut messages = base.to_vec();
+        let mut notes: Vec<prompt::Failure> = Vec::new();
+        // Each failed query (normalised), its place in `attempts` and its error.
+        let mut failed: Vec<(String, usize, String)> = Vec::new();
+        let mut repeated = false;
+        for _ in 0..settings::ASK_MAX_ATTEMPTS.get().max(1) {
+            let Some(left) = self.budget.left() else {
+                work.stopped = Some(self.budget.ran_out());
+                return Ok(Outcome::Failed);
+            };
+            let limits = llm::Limits {
+                temperature,
+                max_tokens: settings::ASK_MAX_TOKENS.get().max(1) as u32,
+                json: self.format == AnswerFormat::Json,
+                // The end of the ```sql block: what a model writes after it is not read.
+                stop: match self.format {
+                    AnswerFormat::Sql => &["\n```\n"],
+                    AnswerFormat::Json => &[],
+                },
+                within: Some(left),
+            };
+            let asked = Instant::now();
+            let answer = match llm::chat_limited(
+                &Value::Array(messages.clone()),
+                &self.options.model,
+                &limits,
+            ) {
+                Ok(answer) => answer,
+                Err(e) if e.code == PgSqlErrorCode::ERRCODE_QUERY_CANCELED => return Err(e),
+                Err(e) => {
+                    work.llm_time += asked.elapsed();
+                    work.stopped = Some(match self.budget.left() {
+                        Some(_) => e.message,
+                        None => self.budget.ran_out(),
+                    });
+                    return Ok(Outcome::Failed);
+                }
+            };
+            work.record(&answer, asked);
+            let parsed = extract::parse(answer.reply["content"].as_str().unwrap_or_default());
+            let Some(sql) = parsed.sql else {
+                if !parsed.clarifying_questions.is_empty() {
+                    return Ok(Outcome::Clarify {
+                        questions: parsed.clarifying_questions,
+                        confidence: parsed.confidence,
+                    });
+                }
+                let error = "the answer contains no SQL query".to_string();
+                work.attempts.push(json!({"sql": null, "error": error}));
+                notes.push(prompt::Failure { error, hint: None });
+                messages = prompt::retry(base, &notes, repeated, self.format);
+                continue;
+            };
+            let key = normalised(&sql);
+            if let Some(earlier) = failed.iter().position(|f| f.0 == key) {
+                let (_, number, first) = &failed[earlier];
+                let error = format!(
+                    "the model wrote attempt {} again, which failed with: {first}",
+                    number + 1
+                );
+                work.attempts.push(json!({"sql": sql, "error": error}));
+                if repeated {
+                    return Ok(Outcome::Failed);
+                }
+                // At temperature 0 the same prompt gives the same query: sampling, and being
+                // told that it repeated itself, change the next draft.
+                repeated = true;
+                temperature = temperature.max(0.7);
+                messages = prompt::retry(base, &notes, repeated, self.format);
+                continue;
             }
-            let error = "the answer contains no SQL query";
-            attempts.push(json!({"sql": null, "error": error}));
-            prompt::correction(&mut messages, &content, None, error);
-            continue;
-        };
-        match guard::check(&sql).and_then(|query| Ok((run(&query, options, execute)?, query.sql))) {
-            Ok((rows, checked)) => {
-                attempts.push(json!({"sql": checked, "error": null}));
-                let outcome = Outcome::Answered {
-                    sql: checked,
-                    rows,
-                    explanation: parsed.explanation,
-                    confidence: parsed.confidence,
-                };
-                return Ok((outcome, attempts, llm_time));
-            }
-            Err(error) => {
-                attempts.push(json!({"sql": sql, "error": error.message}));
-                prompt::correction(&mut messages, &content, Some(&sql), &error.message);
+            let checked = guard::check(&sql);
+            match checked.and_then(|query| {
+                let rows = run(&query, self.options, self.execute, self.budget)?;
+                Ok((rows, query))
+            }) {
+                Ok((rows, query)) => {
+                    work.attempts.push(json!({"sql": query.sql, "error": null}));
+                    return Ok(Outcome::Answered {
+                        sql: query.sql,
+                        rows,
+                        columns: query.columns,
+                        explanation: parsed.explanation,
+                        confidence: parsed.confidence,
+                    });
+                }
+                Err(error) => {
+                    work.attempts
+                        .push(json!({"sql": sql, "error": error.message}));
+                    if self.budget.left().is_none() {
+                        work.stopped = Some(self.budget.ran_out());
+                        return Ok(Outcome::Failed);
+                    }
+                    failed.push((key, work.attempts.len() - 1, error.message.clone()));
+                    notes.push(prompt::Failure {
+                        hint: repair::hint(&error.message, &self.context.relations),
+                        error: error.message,
+                    });
+                    messages = prompt::retry(base, &notes, repeated, self.format);
+                }
             }
         }
+        Ok(Outcome::Failed)
     }
-    Ok((Outcome::Failed, attempts, llm_time))
 }
 
 /// The answer from the candidates' outcomes: the result most of them share, its share as the
@@ -307,6 +491,7 @@ fn decide(report: &mut Value, outcomes: Vec<Outcome>, candidates: usize) {
     let Some(Outcome::Answered {
         sql,
         rows,
+        columns,
         explanation,
         confidence,
     }) = outcomes.into_iter().nth(index)
@@ -329,17 +514,24 @@ fn decide(report: &mut Value, outcomes: Vec<Outcome>, candidates: usize) {
         ]));
         return;
     }
-    answered(report, &sql, rows, explanation, confidence);
+    answered(report, &sql, rows, &columns, explanation, confidence);
 }
 
 fn answered(
     report: &mut Value,
     sql: &str,
     rows: Rows,
+    columns: &[Column],
     explanation: Option<String>,
     confidence: Option<f64>,
 ) {
     report["status"] = json!("ok");
+    report["columns"] = Value::Array(
+        columns
+            .iter()
+            .map(|c| json!({"name": c.name, "type": c.type_name}))
+            .collect(),
+    );
     report["engine"] = json!(rows.engine.name());
     report["sql"] = json!(sql);
     report["row_count"] = json!(rows.rows.len());

@@ -27,12 +27,40 @@ pub struct Context {
     pub fingerprint: String,
     /// Time spent waiting for the embedding model (ranking relations).
     pub model_time: std::time::Duration,
+    /// Every relation the caller may read (shown to the model or not): for correction hints.
+    pub relations: Vec<Relation>,
+    /// Which of `relations` the model is shown.
+    pub shown: Vec<usize>,
 }
 
-struct Relation {
-    name: String,
+/// A relation the caller may read, with the columns it may read.
+pub struct Relation {
+    /// As the caller would write it: bare when search_path finds it, else schema-qualified;
+    /// quoted where needed.
+    pub name: String,
+    /// `r`, `p`, `v`, `m` or `f` (pg_class.relkind).
+    pub kind: String,
+    /// Name and type of each column.
+    pub columns: Vec<(String, String)>,
     description: String,
     words: Vec<String>,
+}
+
+impl Relation {
+    /// A relation with these columns (for tests of what is made of the catalog).
+    #[cfg(test)]
+    pub fn with_columns(name: &str, columns: &[&str]) -> Relation {
+        Relation {
+            name: name.to_string(),
+            kind: "r".to_string(),
+            columns: columns
+                .iter()
+                .map(|c| (c.to_string(), "text".to_string()))
+                .collect(),
+            description: String::new(),
+            words: Vec::new(),
+        }
+    }
 }
 
 /// The context for `question`, over `schemas` (None: search_path).
@@ -45,49 +73,54 @@ pub fn build(question: &str, schemas: Option<&[String]>, budget: usize) -> Resul
     )?
     .unwrap_or_default();
     let started = std::time::Instant::now();
-    let (chosen, embedded) = within_budget(question, relations, budget);
+    let (shown, embedded) = within_budget(question, &relations, budget);
     Ok(Context {
-        text: chosen.join("\n"),
+        text: shown
+            .iter()
+            .map(|i| relations[*i].description.as_str())
+            .collect::<Vec<_>>()
+            .join("\n"),
         fingerprint,
         model_time: if embedded {
             started.elapsed()
         } else {
             Default::default()
         },
+        relations,
+        shown,
     })
 }
 
-/// The relations' descriptions, the most relevant to the question first, as many as fit; and
-/// whether the embedding model was asked.
-fn within_budget(question: &str, relations: Vec<Relation>, budget: usize) -> (Vec<String>, bool) {
+/// Which relations to describe: all when they fit (the same prompt for every question, which
+/// the model server can reuse from its cache), else the most relevant to the question, as many
+/// as fit, in schema/name order; and whether the embedding model was asked.
+fn within_budget(question: &str, relations: &[Relation], budget: usize) -> (Vec<usize>, bool) {
     let total: usize = relations.iter().map(|r| r.description.len()).sum();
     if total <= budget {
-        return (
-            relations.into_iter().map(|r| r.description).collect(),
-            false,
-        );
+        return ((0..relations.len()).collect(), false);
     }
-    let scores = embedding_scores(question, &relations).unwrap_or_else(|| {
+    let scores = embedding_scores(question, relations).unwrap_or_else(|| {
         let asked = words(question);
         relations
             .iter()
             .map(|r| r.words.iter().filter(|w| asked.contains(w)).count() as f64)
             .collect()
     });
-    let mut scored: Vec<(f64, Relation)> = scores.into_iter().zip(relations).collect();
+    let mut ranked: Vec<(f64, usize)> = scores.into_iter().zip(0..).collect();
     // Stable: equally relevant relations keep their schema/name order.
-    scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+    ranked.sort_by(|a, b| b.0.total_cmp(&a.0));
     let mut used = 0;
     let mut chosen = Vec::new();
-    for (_, relation) in scored {
-        if !chosen.is_empty() && used + relation.description.len() > budget {
+    for (_, i) in ranked {
+        let size = relations[i].description.len();
+        if !chosen.is_empty() && used + size > budget {
             continue;
         }
-        used += relation.description.len();
-        chosen.push((relation.name, relation.description));
+        used += size;
+        chosen.push(i);
     }
     chosen.sort();
-    (chosen.into_iter().map(|(_, d)| d).collect(), true)
+    (chosen, true)
 }
 
 thread_local! {
@@ -153,7 +186,7 @@ fn cosine(a: &[f32], b: &[f32]) -> f64 {
 }
 
 /// Words that say nothing about which table a question is about.
-const STOP_WORDS: &[&str] = &[
+pub const STOP_WORDS: &[&str] = &[
     "all", "and", "any", "are", "but", "did", "does", "each", "for", "from", "had", "has", "have",
     "how", "into", "many", "much", "not", "our", "per", "than", "that", "the", "their", "them",
     "then", "there", "they", "this", "was", "were", "what", "when", "which", "who", "with", "you",
@@ -186,7 +219,8 @@ fn visible_relations(schemas: Option<&[String]>) -> Result<Vec<Relation>> {
     let (relations, columns, keys) = Spi::connect(|client| {
         let mut relations = Vec::new();
         for row in client.select(
-            "SELECT c.oid, n.nspname::text, c.relname::text, c.relkind::text, d.description
+            "SELECT c.oid, n.nspname::text, c.relname::text, c.relkind::text, d.description,
+                    pg_catalog.pg_table_is_visible(c.oid)
                FROM pg_catalog.pg_class c
                JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
                LEFT JOIN pg_catalog.pg_description d
@@ -207,6 +241,7 @@ fn visible_relations(schemas: Option<&[String]>) -> Result<Vec<Relation>> {
                 row.get::<String>(3)?.unwrap_or_default(),
                 row.get::<String>(4)?.unwrap_or_default(),
                 row.get::<String>(5)?,
+                row.get::<bool>(6)?.unwrap_or(false),
             ));
         }
         let oids: Vec<pg_sys::Oid> = relations.iter().map(|r| pg_sys::Oid::from(r.0)).collect();
@@ -262,24 +297,43 @@ fn visible_relations(schemas: Option<&[String]>) -> Result<Vec<Relation>> {
     for column in &columns {
         columns_of.entry(column.0).or_default().push(column);
     }
-    let mut keys_of: HashMap<u32, Vec<String>> = HashMap::new();
+    let mut keys_of: HashMap<u32, Keys> = HashMap::new();
     for key in &keys {
         if let Some(text) = key_text(key, &names) {
-            keys_of.entry(key.0).or_default().push(text);
+            let of = keys_of.entry(key.0).or_default();
+            match key.2.as_slice() {
+                [column] => of.inline.entry(*column).or_default().push(text),
+                _ => of.lines.push(text),
+            }
         }
     }
     Ok(relations
         .into_iter()
-        .map(|(oid, schema, name, kind, comment)| {
+        .map(|(oid, schema, name, kind, comment, visible)| {
             let columns = columns_of.remove(&oid).unwrap_or_default();
             let keys = keys_of.remove(&oid).unwrap_or_default();
-            describe(&schema, &name, &kind, comment, &columns, &keys)
+            // A relation that search_path finds goes by its bare name, as the caller writes it
+            // (and as foreign keys to it are written): fewer tokens for the model to read and
+            // write.
+            let name = match visible {
+                true => ident(&name),
+                false => format!("{}.{}", ident(&schema), ident(&name)),
+            };
+            describe(&name, &kind, comment, &columns, &keys)
         })
         .collect())
 }
 
-/// `PRIMARY KEY (a)`, `UNIQUE (a, b)`, `FOREIGN KEY (a) REFERENCES t(b)`; None when a column
-/// of the key is hidden from the caller.
+/// A relation's keys: those of one column, written on its line; the others as lines of their own.
+#[derive(Default)]
+struct Keys {
+    inline: HashMap<i16, Vec<String>>,
+    lines: Vec<String>,
+}
+
+/// `PRIMARY KEY (a, b)`, `UNIQUE (a, b)`, `FOREIGN KEY (a, b) REFERENCES t(c, d)`, and for a
+/// key of one column what its line says: `PRIMARY KEY`, `UNIQUE`, `REFERENCES t(c)`. None
+/// when a column of the key is hidden from the caller.
 fn key_text(key: &Key, names: &HashMap<(u32, i16), &str>) -> Option<String> {
     let (relation, kind, columns, referenced, referenced_oid, referenced_columns) = key;
     let list = |relation: u32, numbers: &[i16]| -> Option<String> {
@@ -290,14 +344,22 @@ fn key_text(key: &Key, names: &HashMap<(u32, i16), &str>) -> Option<String> {
         names.map(|n| n.join(", "))
     };
     let own = list(*relation, columns)?;
+    let (primary, unique, foreign) = match columns.len() {
+        1 => (String::new(), String::new(), String::new()),
+        _ => (
+            format!(" ({own})"),
+            format!(" ({own})"),
+            format!("FOREIGN KEY ({own}) "),
+        ),
+    };
     Some(match kind.as_str() {
-        "p" => format!("PRIMARY KEY ({own})"),
-        "u" => format!("UNIQUE ({own})"),
+        "p" => format!("PRIMARY KEY{primary}"),
+        "u" => format!("UNIQUE{unique}"),
         _ => {
             let target = referenced.clone().unwrap_or_default();
             match list(*referenced_oid, referenced_columns) {
-                Some(to) => format!("FOREIGN KEY ({own}) REFERENCES {target}({to})"),
-                None => format!("FOREIGN KEY ({own}) REFERENCES {target}"),
+                Some(to) => format!("{foreign}REFERENCES {target}({to})"),
+                None => format!("{foreign}REFERENCES {target}"),
             }
         }
     })
@@ -305,14 +367,12 @@ fn key_text(key: &Key, names: &HashMap<(u32, i16), &str>) -> Option<String> {
 
 /// One relation as SQL DDL the model knows how to read.
 fn describe(
-    schema: &str,
-    name: &str,
+    qualified: &str,
     kind: &str,
     comment: Option<String>,
     columns: &[&Column],
-    keys: &[String],
+    keys: &Keys,
 ) -> Relation {
-    let qualified = format!("{}.{}", ident(schema), ident(name));
     let what = match kind {
         "v" => "VIEW",
         "m" => "MATERIALIZED VIEW",
@@ -320,7 +380,7 @@ fn describe(
         _ => "TABLE",
     };
     let mut text = String::new();
-    let mut words = words(name);
+    let mut words = words(qualified);
     if let Some(comment) = comment {
         text.push_str(&format!(
             "-- comment on {qualified}: {}\n",
@@ -330,10 +390,18 @@ fn describe(
     }
     text.push_str(&format!("CREATE {what} {qualified} (\n"));
     let mut lines = Vec::new();
-    for (_, _, column, type_name, not_null, comment) in columns {
-        let mut line = format!("  {} {type_name}", ident(column));
-        if *not_null {
+    for (_, number, column, type_name, not_null, comment) in columns {
+        let mut line = format!("  {} {}", ident(column), short_type(type_name));
+        let inline = keys
+            .inline
+            .get(number)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        if *not_null && !inline.iter().any(|k| k == "PRIMARY KEY") {
             line.push_str(" NOT NULL");
+        }
+        for key in inline {
+            line.push_str(&format!(" {key}"));
         }
         if let Some(comment) = comment {
             line.push_str(&format!(" /* {} */", quoted(comment).replace("*/", "*\\/")));
@@ -342,14 +410,34 @@ fn describe(
         words.extend(self::words(column));
         lines.push(line);
     }
-    lines.extend(keys.iter().map(|key| format!("  {key}")));
+    lines.extend(keys.lines.iter().map(|key| format!("  {key}")));
     text.push_str(&lines.join(",\n"));
     text.push_str("\n);\n");
     Relation {
-        name: qualified,
+        name: qualified.to_string(),
+        kind: kind.to_string(),
+        columns: columns.iter().map(|c| (c.2.clone(), c.3.clone())).collect(),
         description: text,
         words,
     }
+}
+
+/// The short spelling of a type that Postgres also accepts: fewer tokens for the model.
+fn short_type(type_name: &str) -> String {
+    const SHORT: [(&str, &str); 5] = [
+        ("character varying", "varchar"),
+        ("timestamp with time zone", "timestamptz"),
+        ("timestamp without time zone", "timestamp"),
+        ("time without time zone", "time"),
+        ("character(", "char("),
+    ];
+    SHORT
+        .iter()
+        .find(|(long, _)| type_name.starts_with(long))
+        .map_or_else(
+            || type_name.to_string(),
+            |(long, short)| format!("{short}{}", &type_name[long.len()..]),
+        )
 }
 
 /// Text as a JSON string: one line, quotes escaped.

@@ -7,6 +7,9 @@
 //! 3. bare SQL: from the first line starting with SELECT, WITH, VALUES or TABLE up to its
 //!    first semicolon outside quotes (or a blank line, or the end).
 //!
+//! A reply without SQL may ask a question instead: `clarifying_questions` in the JSON, or a line
+//! `CLARIFY: …` (the SQL answer format).
+//!
 //! A trailing semicolon is dropped. Whether the SQL is acceptable is decided by `guard`, not
 //! here: this only finds it.
 
@@ -26,11 +29,30 @@ pub fn parse(reply: &str) -> Reply {
     if let Some(object) = json_object(reply) {
         return from_json(&object);
     }
-    let sql = fenced(reply).or_else(|| bare_sql(reply));
+    let sql = fenced(reply)
+        .or_else(|| bare_sql(reply))
+        .map(|s| trim_sql(&s))
+        .filter(|s| !s.is_empty());
+    let clarifying_questions = match sql {
+        Some(_) => Vec::new(),
+        None => clarification(reply).into_iter().collect(),
+    };
     Reply {
-        sql: sql.map(|s| trim_sql(&s)).filter(|s| !s.is_empty()),
+        sql,
+        clarifying_questions,
         ..Reply::default()
     }
+}
+
+/// The question after `CLARIFY:` (how the SQL answer format asks for clarification).
+fn clarification(reply: &str) -> Option<String> {
+    reply.lines().find_map(|line| {
+        let line = line.trim();
+        let (head, rest) = line.split_at_checked("CLARIFY:".len())?;
+        let question = rest.trim();
+        (head.eq_ignore_ascii_case("clarify:") && !question.is_empty())
+            .then(|| question.to_string())
+    })
 }
 
 fn from_json(object: &serde_json::Map<String, Value>) -> Reply {
@@ -230,6 +252,13 @@ mod tests {
         assert_eq!(reply.clarifying_questions, ["Which year?", "Gross or net?"]);
         let one = parse(r#"{"clarification": "Which region do you mean?"}"#);
         assert_eq!(one.clarifying_questions, ["Which region do you mean?"]);
+        let line = parse("I need to know more.\nCLARIFY: Which year do you mean?\n");
+        assert_eq!(line.sql, None);
+        assert_eq!(line.clarifying_questions, ["Which year do you mean?"]);
+        // A query wins over a clarification.
+        let both = parse("```sql\nSELECT 1\n```\nclarify: or 2?");
+        assert_eq!(both.sql.as_deref(), Some("SELECT 1"));
+        assert!(both.clarifying_questions.is_empty());
     }
 
     #[test]

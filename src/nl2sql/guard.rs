@@ -40,6 +40,15 @@ pub struct Checked {
     /// Its DuckDB form, when it reads only attachments and DuckDB computes it exactly as
     /// Postgres would.
     pub duckdb: Option<pushdown::DuckQuery>,
+    /// The result's columns, in order, named as in the answer's rows.
+    pub columns: Vec<Column>,
+}
+
+/// A result column: its name and its type as Postgres writes it.
+#[derive(Debug, Clone)]
+pub struct Column {
+    pub name: String,
+    pub type_name: String,
 }
 
 /// Checks `sql`. Syntax and analysis errors come back with Postgres's own message.
@@ -113,8 +122,43 @@ unsafe fn check_parsed(text: &CStr) -> Result<Checked> {
         Ok(Checked {
             sql: statement_text(text, raw),
             duckdb,
+            columns: result_columns(query),
         })
     }
+}
+
+/// The visible entries of the query's target list. Names shared by several columns become
+/// name, name_1, … as in the answer's rows (`super::answer_rows`).
+unsafe fn result_columns(query: *mut pg_sys::Query) -> Vec<Column> {
+    let mut names = Vec::new();
+    let mut types = Vec::new();
+    unsafe {
+        let list = (*query).targetList;
+        let length = if list.is_null() { 0 } else { (*list).length };
+        for i in 0..length {
+            let entry = pg_sys::list_nth(list, i) as *mut pg_sys::TargetEntry;
+            if (*entry).resjunk {
+                continue;
+            }
+            let expression = (*entry).expr as *const pg_sys::Node;
+            let type_name = pg_sys::format_type_with_typemod(
+                pg_sys::exprType(expression),
+                pg_sys::exprTypmod(expression),
+            );
+            types.push(CStr::from_ptr(type_name).to_string_lossy().into_owned());
+            names.push(match (*entry).resname.is_null() {
+                true => "?column?".to_string(),
+                false => CStr::from_ptr((*entry).resname)
+                    .to_string_lossy()
+                    .into_owned(),
+            });
+        }
+    }
+    crate::quote::unique(names.iter().map(String::as_str))
+        .into_iter()
+        .zip(types)
+        .map(|(name, type_name)| Column { name, type_name })
+        .collect()
 }
 
 /// The text of the parsed statement alone: comments and whitespace around it and a trailing

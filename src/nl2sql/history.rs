@@ -10,13 +10,9 @@ use crate::error::Result;
 use crate::run_as::current_user;
 use crate::settings;
 
-/// The cache key: the normalised question, everything the caller can see, the model, the role.
-pub fn cache_key(
-    question: &str,
-    fingerprint: &str,
-    model: &str,
-    max_rows: usize,
-) -> Result<String> {
+/// The cache key: the normalised question, everything the caller can see, how the SQL was
+/// written (`how`: the model, the candidates, the answer format), the role.
+pub fn cache_key(question: &str, fingerprint: &str, how: &str, max_rows: usize) -> Result<String> {
     let normalised = question
         .to_lowercase()
         .split_whitespace()
@@ -25,7 +21,7 @@ pub fn cache_key(
     let normalised = normalised.trim_end_matches(['?', '!', '.', ' ']);
     let material = format!(
         "{normalised}\u{1f}{fingerprint}\u{1f}{}\u{1f}{}\u{1f}{}",
-        model,
+        how,
         current_user().to_u32(),
         max_rows
     );

@@ -9,7 +9,9 @@ pub mod extract;
 pub mod guard;
 mod history;
 pub mod prompt;
+pub mod repair;
 pub mod sandbox;
+pub mod values;
 
 use std::time::Duration;
 
