@@ -177,17 +177,15 @@ pub struct Limits {
     /// Text that ends the answer where it appears (not included).
     pub stop: &'static [&'static str],
     /// The call's time limit instead of `llm_sql.request_timeout` (the caller's own budget);
-    /// it is then not retried, so that it ends in time.
-    pub within: Option<Duration>,
+    /// the call is not retried, so that it ends in time.
+    pub within: Duration,
 }
 
 /// A chat call with a cap on the answer's length and on its time: the answer and its cost.
 pub fn chat_limited(messages: &Value, model: &str, limits: &Limits) -> Result<ChatAnswer> {
     let mut server = Server::current()?;
-    if let Some(within) = limits.within {
-        server.timeout = within.max(Duration::from_millis(1));
-        server.retries = 0;
-    }
+    server.timeout = limits.within.max(Duration::from_millis(1));
+    server.retries = 0;
     let mut options = match server.api {
         LlmApi::Ollama => {
             json!({"temperature": limits.temperature, "num_predict": limits.max_tokens})

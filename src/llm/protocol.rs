@@ -59,10 +59,12 @@ impl Message {
     }
 }
 
-/// Tokens a call cost, when the server says.
-#[derive(Clone, Copy, Default, Debug)]
+/// Tokens a call cost, when the server says (OpenAI's `usage` object).
+#[derive(Clone, Copy, Default, Debug, Deserialize)]
 pub struct Usage {
+    #[serde(default)]
     pub prompt_tokens: u64,
+    #[serde(default)]
     pub completion_tokens: u64,
 }
 
@@ -96,15 +98,7 @@ pub fn ollama_chat(body: &[u8]) -> Result<ChatAnswer> {
 struct OpenAiChat {
     choices: Vec<OpenAiChoice>,
     #[serde(default)]
-    usage: Option<OpenAiUsage>,
-}
-
-#[derive(Deserialize)]
-struct OpenAiUsage {
-    #[serde(default)]
-    prompt_tokens: u64,
-    #[serde(default)]
-    completion_tokens: u64,
+    usage: Option<Usage>,
 }
 
 #[derive(Deserialize)]
@@ -114,10 +108,7 @@ struct OpenAiChoice {
 
 pub fn openai_chat(body: &[u8]) -> Result<ChatAnswer> {
     let answer = parse::<OpenAiChat>(body)?;
-    let usage = answer.usage.map_or_else(Usage::default, |u| Usage {
-        prompt_tokens: u.prompt_tokens,
-        completion_tokens: u.completion_tokens,
-    });
+    let usage = answer.usage.unwrap_or_default();
     let choice = answer
         .choices
         .into_iter()

@@ -219,6 +219,13 @@ pub fn answer(question: &str, options: &Options, execute: bool) -> Result<Value>
             ..Work::default()
         };
         let mut outcomes = Vec::new();
+        let draft = Draft {
+            options,
+            execute,
+            format,
+            context: &context,
+            budget: &budget,
+        };
         for index in 0..options.candidates {
             if work.stopped.is_some() {
                 break;
@@ -228,13 +235,6 @@ pub fn answer(question: &str, options: &Options, execute: bool) -> Result<Value>
                 0.0
             } else {
                 0.2 + 0.1 * index as f64
-            };
-            let draft = Draft {
-                options,
-                execute,
-                format,
-                context: &context,
-                budget: &budget,
             };
             outcomes.push(draft.candidate(&base, temperature, &mut work)?);
         }
@@ -363,7 +363,7 @@ impl Draft<'_> {
                     AnswerFormat::Sql => &["\n```\n"],
                     AnswerFormat::Json => &[],
                 },
-                within: Some(left),
+                within: left,
             };
             let asked = Instant::now();
             let answer = match llm::chat_limited(
@@ -398,8 +398,7 @@ impl Draft<'_> {
                 continue;
             };
             let key = normalised(&sql);
-            if let Some(earlier) = failed.iter().position(|f| f.0 == key) {
-                let (_, number, first) = &failed[earlier];
+            if let Some((_, number, first)) = failed.iter().find(|f| f.0 == key) {
                 let error = format!(
                     "the model wrote attempt {} again, which failed with: {first}",
                     number + 1

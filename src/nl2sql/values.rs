@@ -66,18 +66,20 @@ pub fn gather(question: &str, context: &Context, within: Duration) -> Values {
         };
         for (column, distinct) in sampled {
             let qualified = format!("{}.{}", relation.name, column);
-            if distinct.len() <= LISTED_VALUES && !distinct.is_empty() {
-                let literals: Vec<String> = distinct.iter().filter_map(|v| literal(v)).collect();
+            let literals: Vec<(&String, String)> = distinct
+                .iter()
+                .filter_map(|v| Some((v, pg_literal(v).ok()?)))
+                .collect();
+            if literals.len() <= LISTED_VALUES && !literals.is_empty() {
+                let listed: Vec<&str> = literals.iter().map(|(_, l)| l.as_str()).collect();
                 values
                     .listed
-                    .push(format!("{qualified}: {}", literals.join(", ")));
+                    .push(format!("{qualified}: {}", listed.join(", ")));
             }
-            for value in &distinct {
+            for (value, literal) in &literals {
                 let score = asked.score(value);
                 if score > 0.0 {
-                    if let Some(literal) = literal(value) {
-                        matched.push((score, format!("{qualified} = {literal}")));
-                    }
+                    matched.push((score, format!("{qualified} = {literal}")));
                 }
             }
         }
@@ -89,10 +91,6 @@ pub fn gather(question: &str, context: &Context, within: Duration) -> Values {
         .map(|m| m.1)
         .collect();
     values
-}
-
-fn literal(value: &str) -> Option<String> {
-    pg_literal(value).ok()
 }
 
 fn is_short_text(type_name: &str) -> bool {
