@@ -65,7 +65,7 @@ pub static ASK_ANSWER_FORMAT: GucSetting<AnswerFormat> =
 /// How llm_sql.ask asks the model to answer.
 #[derive(PostgresGucEnum, Clone, Copy, PartialEq, Eq, Debug)]
 pub enum AnswerFormat {
-    /// The query alone, in a ```sql fence: the fewest tokens to generate.
+    /// The query alone, bare: the fewest tokens to generate (a fence costs four more).
     #[name = c"sql"]
     Sql,
     /// A JSON object with the query, an explanation and a confidence (the server's JSON mode).
@@ -360,7 +360,7 @@ fn define_ask_settings() {
     );
     GucRegistry::define_enum_guc(
         c"llm_sql.ask_answer_format",
-        c"How llm_sql.ask asks the model to answer: sql (the query in a code block) or json.",
+        c"How llm_sql.ask asks the model to answer: sql (the query alone) or json.",
         c"sql costs the fewest generated tokens; json also asks for an explanation and a confidence.",
         &ASK_ANSWER_FORMAT,
         GucContext::Userset,

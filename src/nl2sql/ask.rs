@@ -177,11 +177,8 @@ pub fn answer(question: &str, options: &Options, execute: bool) -> Result<Value>
     let started = Instant::now();
     let budget = Budget::start(started);
     let question = check_question(question)?;
-    let context = context::build(
-        question,
-        options.schemas.as_deref(),
-        settings::ASK_CONTEXT_BUDGET.get().max(1) as usize,
-    )?;
+    let context_budget = settings::ASK_CONTEXT_BUDGET.get().max(1) as usize;
+    let context = context::build(question, options.schemas.as_deref(), context_budget)?;
     let format = settings::ASK_ANSWER_FORMAT.get();
     let mut report = json!({
         "status": null, "error": null,
@@ -212,7 +209,12 @@ pub fn answer(question: &str, options: &Options, execute: bool) -> Result<Value>
         report["cached"] = json!(true);
         answered(&mut report, &query.sql, rows, &query.columns, None, None);
     } else {
-        let values = values::gather(question, &context, VALUE_LOOKUP.min(budget.total / 4));
+        let values = values::gather(
+            question,
+            &context,
+            VALUE_LOOKUP.min(budget.total / 4),
+            context_budget / LISTING_SHARE,
+        );
         let base = prompt::messages(question, &context.text, &values, format, options.explain)?;
         let mut work = Work {
             llm_time: context.model_time,
@@ -281,6 +283,10 @@ pub fn answer(question: &str, options: &Options, execute: bool) -> Result<Value>
 
 /// Most time spent reading values from the data for one question.
 const VALUE_LOOKUP: Duration = Duration::from_secs(2);
+
+/// The listed values take at most this fraction of `ask_context_budget` (the schema's share):
+/// every token of the prompt slows a small model's writing on a few cores.
+const LISTING_SHARE: usize = 8;
 
 fn check_question(question: &str) -> Result<&str> {
     let question = question.trim();
@@ -358,7 +364,8 @@ impl Draft<'_> {
                 temperature,
                 max_tokens: settings::ASK_MAX_TOKENS.get().max(1) as u32,
                 json: self.format == AnswerFormat::Json,
-                // The end of the ```sql block: what a model writes after it is not read.
+                // The end of a code block, when the model writes one although asked for the
+                // SQL alone: what it writes after the block is not read.
                 stop: match self.format {
                     AnswerFormat::Sql => &["\n```\n"],
                     AnswerFormat::Json => &[],

@@ -99,13 +99,14 @@ mod tests {
         assert_eq!(answer["model"], "qwen2.5-coder:7b");
         // The prompt: the schema as DDL with keys, the question, the comment quoted as data.
         let body = &stats(&key)["last_body"];
-        // The default answer format is SQL in a code block: no JSON mode, a cap on the answer.
+        // The default answer format is the SQL alone: no JSON mode, a cap on the answer, a stop
+        // at the end of a code block if the model writes one anyway.
         assert_eq!(body["format"], Value::Null);
         assert_eq!(
             body["options"],
             json!({"temperature": 0.0, "num_predict": 400, "stop": ["\n```\n"]})
         );
-        assert!(system_prompt(&key).contains("```sql"));
+        assert!(system_prompt(&key).contains("Answer with the SQL query only."));
         assert_eq!(
             answer["columns"],
             json!([{"name": "name", "type": "text"}, {"name": "total", "type": "numeric"}])
@@ -769,10 +770,11 @@ mod tests {
     fn values_from_the_data_reach_the_prompt_within_privileges_and_row_level_security() {
         shop();
         Spi::run(
-            "CREATE TABLE tracks (id int, genre text, artist text);
+            "CREATE TABLE tracks (id int, genre text, artist text, format text);
              INSERT INTO tracks SELECT i, (ARRAY['Hip-Hop/Rap', 'Rock & Roll', 'Jazz'])[i % 3 + 1],
-                                    'Artist ' || i FROM generate_series(1, 30) i;
-             INSERT INTO tracks VALUES (31, 'Jazz', 'Zoë Saldaña');
+                                    'Artist ' || i, (ARRAY['LP', 'EP', 'single'])[i % 3 + 1]
+                                FROM generate_series(1, 30) i;
+             INSERT INTO tracks VALUES (31, 'Jazz', 'Zoë Saldaña', 'LP');
              CREATE ROLE ask_listener;
              GRANT SELECT ON tracks TO ask_listener;
              ALTER TABLE tracks ENABLE ROW LEVEL SECURITY;
@@ -781,13 +783,14 @@ mod tests {
         .unwrap();
         let key = script("values", &[sql_reply("SELECT count(*) AS n FROM tracks")]);
         ask_full("How many hip hop tracks by Zoe Saldana?", "{}");
-        // A column of few values has them all under the schema; the question's ones come
-        // with the question.
+        // A column of few codes has them all under the schema; phrases are not listed (they
+        // are found when the question names them), and the question's values come with it.
         let system = system_prompt(&key);
         assert!(
-            system.contains("-- tracks.genre: 'Hip-Hop/Rap', 'Jazz', 'Rock & Roll'"),
+            system.contains("-- tracks.format: 'EP', 'LP', 'single'"),
             "{system}"
         );
+        assert!(!system.contains("Rock & Roll"), "{system}");
         assert!(!system.contains("Artist 1"), "{system}");
         let asked = last_message(&key);
         assert!(
@@ -804,6 +807,16 @@ mod tests {
         let seen = stats(&key)["last_body"]["messages"].to_string();
         assert!(!seen.contains("Zoë"), "{seen}");
         assert!(seen.contains("Hip-Hop/Rap"), "{seen}");
+        // The listing takes at most an eighth of the context budget: here, too little for it.
+        Spi::run("SET llm_sql.ask_context_budget = 200").unwrap();
+        let key = script(
+            "values_cap",
+            &[sql_reply("SELECT count(*) AS n FROM tracks")],
+        );
+        ask_full("How many hip hop tracks?", "{}");
+        let system = system_prompt(&key);
+        assert!(system.contains("CREATE TABLE tracks"), "{system}");
+        assert!(!system.contains("'single'"), "{system}");
     }
 
     #[pg_test]
