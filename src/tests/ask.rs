@@ -810,6 +810,27 @@ mod tests {
     }
 
     #[pg_test]
+    fn listed_codes_take_at_most_an_eighth_of_the_context_budget() {
+        Spi::run(
+            "CREATE TABLE tags (code text);
+             INSERT INTO tags SELECT 'TAG-LONG-CODE-' || i FROM generate_series(10, 21) i;
+             SET llm_sql.ask_cache_ttl = 0;",
+        )
+        .unwrap();
+        // 12 codes, about 240 characters: listed under the default budget (24,000) ...
+        let key = script("codes", &[sql_reply("SELECT count(*) AS n FROM tags")]);
+        ask_full("How many tags?", "{}");
+        assert!(system_prompt(&key).contains("'TAG-LONG-CODE-21'"));
+        // ... and not under the smallest one (1,000: 125 characters for the listing).
+        Spi::run("SET llm_sql.ask_context_budget = 1000").unwrap();
+        let key = script("codes_cap", &[sql_reply("SELECT count(*) AS n FROM tags")]);
+        ask_full("How many tags?", "{}");
+        let system = system_prompt(&key);
+        assert!(system.contains("CREATE TABLE tags"), "{system}");
+        assert!(!system.contains("'TAG-LONG-CODE-21'"), "{system}");
+    }
+
+    #[pg_test]
     fn corrections_name_what_the_catalog_knows_and_never_rerun_a_query() {
         shop();
         Spi::run("SET llm_sql.ask_max_attempts = 6").unwrap();
