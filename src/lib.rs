@@ -3,13 +3,32 @@
 //! `_PG_init` registers the settings; everything else starts lazily in the backend that needs
 //! it (the DuckDB instance on the first DuckDB call).
 
+// pgrx turns a Rust panic into a Postgres ERROR by unwinding to the guard of the SQL function;
+// with panic = "abort" every panic would take the whole server down.
+#[cfg(not(panic = "unwind"))]
+compile_error!("llm_sql must be built with panic = \"unwind\" (see Cargo.toml's profiles)");
+
 use pgrx::prelude::*;
+
+/// Declares the record Postgres looks up (`pg_finfo_<symbol>`) to call a hand-written C
+/// function with the version-1 calling convention.
+macro_rules! finfo_v1 {
+    ($finfo:ident) => {
+        #[unsafe(no_mangle)]
+        pub extern "C" fn $finfo() -> &'static pgrx::pg_sys::Pg_finfo_record {
+            const V1: pgrx::pg_sys::Pg_finfo_record =
+                pgrx::pg_sys::Pg_finfo_record { api_version: 1 };
+            &V1
+        }
+    };
+}
 
 mod api;
 mod attach;
 mod embeddings;
 mod engine;
 mod error;
+mod executor;
 mod llm;
 mod local;
 mod nl2sql;
@@ -18,8 +37,10 @@ mod procedure;
 mod pushdown;
 mod quote;
 mod run_as;
+mod session;
 mod settings;
 mod subxact;
+mod threads;
 mod utility;
 mod worker;
 
@@ -37,7 +58,7 @@ mod worker;
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     settings::init();
-    api::scan::init();
+    executor::duckdb_scan::init();
     attach::registry::init();
     nl2sql::sandbox::init();
     utility::init();

@@ -12,6 +12,8 @@
 
 use pgrx::pg_sys::{self, Oid};
 
+use crate::error::{Error, Result};
+
 /// The search_path of every statement llm_sql runs with rights other than its caller's.
 pub const PINNED_SEARCH_PATH: &std::ffi::CStr = c"pg_catalog, llm_sql, pg_temp";
 
@@ -84,4 +86,58 @@ pub unsafe fn pin_search_path(action: pg_sys::GucAction::Type) {
 pub fn current_user() -> Oid {
     // SAFETY: reads the backend's current user id.
     unsafe { pg_sys::GetUserId() }
+}
+
+/// `llm_sql.<name>` and its owner, from the catalog caches (no SPI: the auto-embed trigger asks
+/// for every row); `None` when it does not exist (while CREATE or DROP EXTENSION runs, say).
+pub fn llm_sql_table(name: &std::ffi::CStr) -> Option<(Oid, Oid)> {
+    // SAFETY: lookups by name that return InvalidOid when nothing is found; the relation is
+    // opened from the relcache only to read its owner, and closed again.
+    unsafe {
+        let schema = pg_sys::get_namespace_oid(c"llm_sql".as_ptr(), true);
+        if schema == Oid::INVALID {
+            return None;
+        }
+        let table = pg_sys::get_relname_relid(name.as_ptr(), schema);
+        if table == Oid::INVALID {
+            return None;
+        }
+        let relation = pg_sys::RelationIdGetRelation(table);
+        if relation.is_null() {
+            return None;
+        }
+        let owner = (*(*relation).rd_rel).relowner;
+        pg_sys::RelationClose(relation);
+        Some((table, owner))
+    }
+}
+
+/// The owner of llm_sql's tables (the registry, the embedding queue and jobs, the API key):
+/// the role that created the extension. `None` when they are gone.
+fn tables_owner() -> Option<Oid> {
+    llm_sql_table(c"attachment_registry").map(|(_, owner)| owner)
+}
+
+/// Runs `f` as the owner of llm_sql's tables; `None` (without running it) when they are gone,
+/// as while DROP EXTENSION llm_sql runs.
+pub fn as_owner_if_installed<T>(f: impl FnOnce() -> Result<T>) -> Result<Option<T>> {
+    let Some(owner) = tables_owner() else {
+        return Ok(None);
+    };
+    Ok(Some(run_as(owner, f)?))
+}
+
+/// Runs `f` as the owner of llm_sql's tables.
+pub fn as_extension_owner<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
+    as_owner_if_installed(f)?.ok_or_else(missing)
+}
+
+/// The owner of llm_sql's tables: the role that created the extension.
+pub fn extension_owner() -> Result<Oid> {
+    tables_owner().ok_or_else(missing)
+}
+
+fn missing() -> Error {
+    Error::internal("llm_sql's tables are missing")
+        .with_hint("Recreate the extension: DROP EXTENSION llm_sql; CREATE EXTENSION llm_sql;")
 }

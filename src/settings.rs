@@ -383,7 +383,7 @@ unsafe extern "C-unwind" fn refuse_api_key(
         } else {
             Some(CStr::from_ptr(*new_value).to_string_lossy().into_owned())
         };
-        match crate::llm::key::refuse_setting(value.as_deref()) {
+        match refuse_setting(value.as_deref()) {
             Ok(()) => true,
             Err(message) => {
                 let message = CString::new(message).unwrap_or_default();
@@ -391,6 +391,17 @@ unsafe extern "C-unwind" fn refuse_api_key(
                 false
             }
         }
+    }
+}
+
+/// The check hook of the old setting `llm_sql.llm_api_key`: any value but empty is refused.
+fn refuse_setting(value: Option<&str>) -> std::result::Result<(), &'static str> {
+    match value.map(str::trim) {
+        None | Some("") => Ok(()),
+        Some(_) => Err(
+            "llm_sql.llm_api_key is no longer a setting (settings can be read by other roles): \
+             remove it and run SELECT llm_sql.set_llm_api_key(...) in the database instead",
+        ),
     }
 }
 

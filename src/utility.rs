@@ -69,7 +69,7 @@ unsafe extern "C-unwind" fn process_utility(
         }
         // (DISCARD ALL cannot run inside a transaction block, so nothing rolls this back.)
         if is_discard_all(statement) {
-            crate::engine::reset();
+            crate::session::reset();
         }
     }
 }

@@ -11,7 +11,7 @@ use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode;
 use serde_json::Value;
 
-use crate::attach::registry::as_extension_owner;
+use crate::run_as::as_extension_owner;
 use crate::error::{Error, OrReport, Result};
 use crate::llm;
 use crate::nl2sql::ask::{self, Options};

@@ -12,8 +12,10 @@ use pgrx::pgrx_sql_entity_graph::metadata::{
 use pgrx::prelude::*;
 use pgrx::JsonB;
 
-use super::query::{column_definitions, required};
+use super::query::column_definitions;
+use crate::error::required;
 use crate::attach::{self, dsn};
+use crate::session::attachments;
 use crate::error::{Error, OrReport, Result};
 use crate::quote;
 use crate::quote::pg_literal as quote_literal;
@@ -37,7 +39,7 @@ fn attach_database(
     persist: Option<bool>,
 ) -> JsonB {
     let run = || -> Result<JsonB> {
-        Ok(JsonB(attach::attach(
+        Ok(JsonB(attachments::attach(
             required(alias, "alias")?,
             required(dsn, "dsn")?,
             kind,
@@ -51,7 +53,7 @@ fn attach_database(
 /// Forgets an attachment in this session and in the registry.
 #[pg_extern(volatile, parallel_unsafe)]
 fn detach(alias: Option<&str>, if_exists: default!(Option<bool>, false)) -> bool {
-    let run = || attach::detach(required(alias, "alias")?, required(if_exists, "if_exists")?);
+    let run = || attachments::detach(required(alias, "alias")?, required(if_exists, "if_exists")?);
     run().or_report()
 }
 
@@ -115,7 +117,7 @@ fn attachments() -> TableIterator<
         name!(created_at, Option<TimestampWithTimeZone>),
     ),
 > {
-    let rows = attach::visible()
+    let rows = attachments::visible()
         .or_report()
         .into_iter()
         .map(|(entry, here)| {
@@ -153,7 +155,7 @@ fn import_schema(
     let run = || -> Result<i32> {
         let alias = required(alias, "alias")?;
         let or_replace = required(or_replace, "or_replace")?;
-        let tables = attach::tables_to_import(alias)?;
+        let tables = attachments::tables_to_import(alias)?;
         let schema = into_schema.unwrap_or(alias);
         Spi::run(&format!(
             "CREATE SCHEMA IF NOT EXISTS {}",

@@ -9,7 +9,7 @@ use pgrx::datum::JsonB;
 use pgrx::pg_sys::{self, Oid};
 use pgrx::prelude::*;
 
-use super::query::required;
+use crate::error::required;
 use crate::embeddings::{backfill, queue, search};
 use crate::error::{Error, OrReport, Result};
 use crate::procedure::Transactions;

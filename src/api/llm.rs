@@ -87,7 +87,10 @@ fn set_llm_api_key(key: Option<&str>) {
 
 #[pg_extern(volatile, parallel_unsafe)]
 fn llm_health() -> JsonB {
-    JsonB(llm::health())
+    use crate::embeddings::builtin;
+    JsonB(llm::health(|model| {
+        builtin::is_builtin(model).then(builtin::installed)
+    }))
 }
 
 /// Argument `index` as text, None when NULL.

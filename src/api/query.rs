@@ -5,25 +5,16 @@ use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode;
 
 use super::params;
-use super::rows::{unique_names, RowShape};
-use super::srf::Materialize;
+use crate::executor::rows::{unique_names, RowShape};
+use crate::executor::srf::Materialize;
 use crate::engine::convert::Converter;
 use crate::engine::ffi::Vector;
-use crate::engine::run::{self, RowStream};
-use crate::error::{Error, OrReport, Result};
+use crate::session::run::{self, RowStream};
+use crate::error::{required, Error, OrReport, Result};
 use crate::quote;
 
-pub fn required<T>(value: Option<T>, name: &str) -> Result<T> {
-    value.ok_or_else(|| {
-        Error::new(
-            PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
-            format!("{name} must not be NULL"),
-        )
-    })
-}
-
 /// Runs `sql` and stores its rows in a tuplestore, as llm_sql.query rows (`json = false`) or
-/// llm_sql.query_json rows. (In FROM, the streaming scan in `api::scan` usually runs instead.)
+/// llm_sql.query_json rows. (In FROM, the streaming scan in `executor::duckdb_scan` usually runs instead.)
 ///
 /// # Safety
 /// `fcinfo` must be the call info of the running set-returning function.
@@ -237,5 +228,5 @@ fn duckdb_settings() -> TableIterator<'static, (name!(name, String), name!(value
 /// Drops this backend's DuckDB; the next call creates a fresh one with the current settings.
 #[pg_extern(volatile, parallel_unsafe)]
 fn duckdb_reset() {
-    crate::engine::reset();
+    crate::session::reset();
 }

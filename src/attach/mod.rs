@@ -1,10 +1,10 @@
 //! Attachments: outside databases (SQLite and DuckDB files, PostgreSQL and MySQL servers) that
 //! llm_sql attaches to each role's DuckDB under an alias.
 //!
-//! `llm_sql.attach` checks the caller's rights and the source (a real connection, in a scratch
-//! DuckDB) before anything is remembered. Each DuckDB instance then carries exactly the
-//! attachments its role may use: [`sync`] runs when an instance opens and whenever the
-//! registry's generation moved, attaching what is new and detaching what the role lost.
+//! Here: who may attach what, the registry of attachments ([`registry`]), testing a source in a
+//! scratch DuckDB ([`test_source`]) and attaching one to a DuckDB connection ([`attach_into`]).
+//! Which attachments a role's instance carries, and the SQL functions' workflows, are
+//! `crate::session::attachments`.
 
 pub mod dsn;
 pub mod registry;
@@ -14,10 +14,10 @@ use pgrx::pg_sys::{self, Oid};
 use pgrx::PgSqlErrorCode;
 
 use crate::engine::ffi::Connection;
-use crate::engine::security::Profile;
-use crate::engine::{self, Engine};
+use crate::engine::Scratch;
 use crate::error::{Error, Result};
 use crate::quote;
+use crate::run_as::current_user;
 use crate::settings;
 use dsn::{Connect, Kind};
 use registry::Entry;
@@ -69,18 +69,13 @@ pub fn check_alias(alias: &str) -> Result<()> {
     Ok(())
 }
 
-fn current_user() -> Oid {
-    // SAFETY: reads the backend's current user id.
-    unsafe { pg_sys::GetUserId() }
-}
-
 fn has_role(user: Oid, role: u32) -> bool {
     // SAFETY: catalog lookup on the backend thread.
     unsafe { pg_sys::has_privs_of_role(user, Oid::from(role)) }
 }
 
 /// Who may attach what: files need the server-file roles, servers need `llm_sql.attach_role`.
-fn check_may_attach(kind: Kind, read_only: bool) -> Result<()> {
+pub fn check_may_attach(kind: Kind, read_only: bool) -> Result<()> {
     let user = current_user();
     // SAFETY: catalog lookup on the backend thread.
     if unsafe { pg_sys::superuser_arg(user) } {
@@ -125,76 +120,6 @@ fn check_may_attach(kind: Kind, read_only: bool) -> Result<()> {
     .with_hint("Ask a superuser to attach it and grant it to you, or to set llm_sql.attach_role."))
 }
 
-/// `llm_sql.attach`: checks, tests the connection, remembers, and attaches in this session.
-pub fn attach(
-    alias: &str,
-    dsn: &str,
-    kind: Option<&str>,
-    read_only: bool,
-    persist: bool,
-) -> Result<serde_json::Value> {
-    check_alias(alias)?;
-    if dsn.trim().is_empty() {
-        return Err(Error::invalid_parameter("the DSN is empty"));
-    }
-    let kind = match kind {
-        Some(name) => Kind::parse(name)?,
-        None => Kind::infer(dsn)?,
-    };
-    check_may_attach(kind, read_only)?;
-    if registry::find(alias)?.is_some() {
-        return Err(Error::new(
-            PgSqlErrorCode::ERRCODE_DUPLICATE_OBJECT,
-            format!("attachment \"{alias}\" already exists"),
-        )
-        .with_hint("Detach it first with llm_sql.detach(), or choose another alias."));
-    }
-    let entry = Entry {
-        alias: alias.to_string(),
-        kind,
-        dsn: dsn.trim().to_string(),
-        read_only,
-        persistent: persist,
-        owner: current_user(),
-        created_at: None,
-        grantees: Vec::new(),
-    };
-    let tables = test_source(&entry)?;
-    registry::insert(entry)?;
-    // Attach it in the caller's DuckDB now, so that errors show here and not on first use.
-    engine::current()?;
-    Ok(serde_json::json!({
-        "status": "attached",
-        "alias": alias,
-        "type": kind.name(),
-        "message": format!(
-            "attached {} database \"{alias}\" ({}, {}) with {tables} table{}",
-            kind.name(),
-            if read_only { "read-only" } else { "read-write" },
-            if persist { "persistent" } else { "this session only" },
-            if tables == 1 { "" } else { "s" },
-        ),
-    }))
-}
-
-/// `llm_sql.detach`: forgets it everywhere; false when absent and `if_exists`.
-pub fn detach(alias: &str, if_exists: bool) -> Result<bool> {
-    let entry = match usable(alias) {
-        Err(e) if if_exists && e.code == PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT => {
-            return Ok(false)
-        }
-        other => other?,
-    };
-    if !entry.managed_by(current_user()) {
-        return Err(Error::permission_denied(format!(
-            "must be owner of attachment \"{alias}\" to detach it"
-        )));
-    }
-    registry::delete(&entry)?;
-    engine::current()?;
-    Ok(true)
-}
-
 /// `llm_sql.grant_attachment` / `llm_sql.revoke_attachment`.
 pub fn set_grant(alias: &str, role: Oid, grant: bool) -> Result<()> {
     let entry = usable(alias)?;
@@ -213,19 +138,13 @@ fn permission_denied(alias: &str) -> Error {
 
 /// Names a query reads from that are attachments the current role may not use: an error
 /// that says so, instead of DuckDB's "does not exist".
-/// Names that cannot be a forbidden attachment (reserved names, and aliases `engine` already
-/// attached, which its role may use) are skipped without reading the registry.
-pub fn check_references(engine: &Engine, names: &[String]) -> Result<()> {
-    let attached = engine.attached.borrow();
+/// Names that cannot be a forbidden attachment (reserved names, and the aliases `attached` in
+/// the role's instance, which it may use) are skipped without reading the registry.
+pub fn check_references(attached: &[String], names: &[String]) -> Result<()> {
     let unknown: Vec<&String> = names
         .iter()
-        .filter(|n| {
-            !n.is_empty()
-                && !RESERVED.contains(&n.as_str())
-                && !attached.iter().any(|e| &e.alias == *n)
-        })
+        .filter(|n| !n.is_empty() && !RESERVED.contains(&n.as_str()) && !attached.contains(n))
         .collect();
-    drop(attached);
     if unknown.is_empty() {
         return Ok(());
     }
@@ -240,7 +159,7 @@ pub fn check_references(engine: &Engine, names: &[String]) -> Result<()> {
 
 /// The entry for `alias` if the current role may use it; permission denied when it exists
 /// but the role may not.
-fn usable(alias: &str) -> Result<Entry> {
+pub fn usable(alias: &str) -> Result<Entry> {
     match registry::find(alias)? {
         None => Err(not_found(alias)),
         Some(e) if e.usable_by(current_user()) => Ok(e),
@@ -256,27 +175,13 @@ pub fn not_found(alias: &str) -> Error {
     .with_hint("llm_sql.attachments() lists the attachments you may use.")
 }
 
-/// The attachments the current role may see, for `llm_sql.attachments()`.
-pub fn visible() -> Result<Vec<(Entry, bool)>> {
-    let user = current_user();
-    let attached = engine::attached_aliases();
-    Ok(registry::all()?
-        .into_iter()
-        .filter(|e| e.usable_by(user))
-        .map(|e| {
-            let here = attached.contains(&e.alias);
-            (e, here)
-        })
-        .collect())
-}
-
 /// Tests a new source in a scratch DuckDB (never the one that runs user SQL), so that nothing
 /// is remembered when it does not work. Returns how many tables it has.
 ///
 /// For a MySQL server attached by a role that is not a superuser, also proves that the server
 /// checks passwords: it must refuse the same login with a wrong one (see [`server`]).
-fn test_source(entry: &Entry) -> Result<usize> {
-    let scratch = engine::Scratch::open()?;
+pub fn test_source(entry: &Entry) -> Result<usize> {
+    let scratch = Scratch::open()?;
     let tables = attach_into(scratch.conn(), entry)?;
     // SAFETY: catalog lookup on the backend thread.
     if entry.kind == Kind::Mysql && !unsafe { pg_sys::superuser_arg(entry.owner) } {
@@ -351,8 +256,10 @@ fn attach_with_password(
             .map_err(|e| scrubbed(e, password.as_deref()))?;
         conninfo
     };
-    let run =
-        |sql: &str| engine::run_internal(conn, sql).map_err(|e| scrubbed(e, password.as_deref()));
+    let run = |sql: &str| {
+        conn.run(sql)
+            .map_err(|e| scrubbed(e.into(), password.as_deref()))
+    };
     if let Some(extension) = entry.kind.extension() {
         run(&format!("LOAD {extension}"))?;
     }
@@ -386,10 +293,11 @@ fn attach_with_password(
         }
         .with_hint("Check the DSN, that the source is reachable from the database server, and its credentials.")
     })?;
-    let counted = engine::query_strings(
-        conn,
-        &format!("SELECT count(*)::VARCHAR FROM duckdb_tables() WHERE database_name = '{alias}'"),
-    );
+    let counted = conn
+        .query_strings(&format!(
+            "SELECT count(*)::VARCHAR FROM duckdb_tables() WHERE database_name = '{alias}'"
+        ))
+        .map_err(Error::from);
     match counted {
         Ok(rows) => Ok(rows
             .first()
@@ -408,11 +316,12 @@ fn attach_with_password(
 
 /// Detaches `alias` from `conn` and drops its secret.
 pub fn detach_from(conn: &Connection, alias: &str) -> Result<()> {
-    engine::run_internal(conn, &format!("DETACH DATABASE IF EXISTS \"{alias}\""))?;
-    engine::run_internal(
-        conn,
-        &format!("DROP TEMPORARY SECRET IF EXISTS {}", secret_name(alias)),
-    )
+    conn.run(&format!("DETACH DATABASE IF EXISTS \"{alias}\""))?;
+    conn.run(&format!(
+        "DROP TEMPORARY SECRET IF EXISTS {}",
+        secret_name(alias)
+    ))?;
+    Ok(())
 }
 
 fn secret_name(alias: &str) -> String {
@@ -425,118 +334,3 @@ fn scrubbed(mut error: Error, password: Option<&str>) -> Error {
     error
 }
 
-/// What [`sync`] found it cannot do in place.
-pub enum Synced {
-    Done,
-    /// A restricted instance cannot load extensions or open DuckDB files once its file system
-    /// is disabled: it must be reopened.
-    NeedsReopen,
-}
-
-/// Brings `engine`'s attachments in line with what its role may use now. Failures to attach a
-/// remembered source are WARNINGs: the other attachments keep working.
-pub fn sync(engine: &Engine, conn: &Connection, opening: bool) -> Result<Synced> {
-    let user = engine.user;
-    let wanted: Vec<Entry> = registry::all()?
-        .into_iter()
-        .filter(|e| e.usable_by(user))
-        .collect();
-    let mut attached = engine.attached.borrow_mut();
-    let stale: Vec<String> = attached
-        .iter()
-        .filter(|have| {
-            !wanted
-                .iter()
-                .any(|w| w.alias == have.alias && w.same_source(have))
-        })
-        .map(|have| have.alias.clone())
-        .collect();
-    for alias in stale {
-        detach_from(conn, &alias)?;
-        attached.retain(|e| e.alias != alias);
-    }
-    // An extension loaded now brings its functions along: a non-superuser's instance withdraws
-    // them again (when opening, `security::restrict` does it once everything is attached).
-    let mut loaded = false;
-    for entry in wanted {
-        if attached.iter().any(|e| e.alias == entry.alias) {
-            continue;
-        }
-        let restricted_later = !opening && engine.profile == Profile::Restricted;
-        if restricted_later
-            && (entry.kind == Kind::Duckdb
-                || entry
-                    .kind
-                    .extension()
-                    .is_some_and(|x| !engine.loaded_extensions.borrow().contains(x)))
-        {
-            return Ok(Synced::NeedsReopen);
-        }
-        match attach_into(conn, &entry) {
-            Ok(_) => {
-                if let Some(x) = entry.kind.extension() {
-                    loaded |= engine.loaded_extensions.borrow_mut().insert(x);
-                }
-                attached.push(entry);
-            }
-            Err(e) => pgrx::warning!(
-                "llm_sql: attachment \"{}\" is not available in this session: {}",
-                entry.alias,
-                e.message
-            ),
-        }
-    }
-    if loaded && !opening {
-        crate::engine::security::withdraw_functions(conn, engine.profile)?;
-    }
-    Ok(Synced::Done)
-}
-
-/// Schemas of attached servers that hold their system catalogs, not user tables.
-const SYSTEM_SCHEMAS: &str =
-    "'information_schema', 'pg_catalog', 'pg_toast', 'mysql', 'performance_schema', 'sys'";
-
-/// For `llm_sql.import_schema`: the attachment's tables and views as (schema, name), system
-/// schemas left out. Only its owner (or a superuser) may import it.
-pub fn tables_to_import(alias: &str) -> Result<Vec<(String, String)>> {
-    let entry = usable(alias)?;
-    if !entry.managed_by(current_user()) {
-        return Err(Error::permission_denied(format!(
-            "must be owner of attachment \"{alias}\" to import it"
-        ))
-        .with_hint("Its owner can import it and GRANT SELECT on the imported relations."));
-    }
-    let session = engine::Session::open()?;
-    if !session
-        .engine
-        .attached
-        .borrow()
-        .iter()
-        .any(|e| e.alias == alias)
-    {
-        return Err(Error::new(
-            PgSqlErrorCode::ERRCODE_CONNECTION_FAILURE,
-            format!("attachment \"{alias}\" is not available in this session"),
-        )
-        .with_hint("The WARNING when this session's DuckDB opened says why; llm_sql.detach() and llm_sql.attach() it again."));
-    }
-    let rows = engine::query_strings(
-        session.conn(),
-        &format!(
-            "SELECT schema_name || chr(31) || table_name FROM duckdb_tables() \
-               WHERE database_name = '{alias}' AND schema_name NOT IN ({SYSTEM_SCHEMAS}) \
-             UNION \
-             SELECT schema_name || chr(31) || view_name FROM duckdb_views() \
-               WHERE database_name = '{alias}' AND NOT internal AND schema_name NOT IN ({SYSTEM_SCHEMAS}) \
-             ORDER BY 1"
-        ),
-    )?;
-    Ok(rows
-        .into_iter()
-        .flatten()
-        .filter_map(|row| {
-            row.split_once('\u{1f}')
-                .map(|(s, t)| (s.to_string(), t.to_string()))
-        })
-        .collect())
-}

@@ -17,6 +17,7 @@ use pgrx::prelude::*;
 
 use super::dsn::Kind;
 use crate::error::{Error, Result};
+use crate::run_as::{as_extension_owner, as_owner_if_installed, llm_sql_table};
 
 /// One attachment, password included (never shown: see `dsn::redact`).
 #[derive(Clone, Debug)]
@@ -102,60 +103,13 @@ pub fn init() {
     }
 }
 
-/// The registry's table, its owner and the grants table; `None` before the extension's
-/// objects exist (while CREATE EXTENSION runs, say).
-fn registry_tables() -> Result<Option<(Oid, Oid, Oid)>> {
-    // Catalog caches rather than SPI: the auto-embed trigger comes here for every row.
-    // SAFETY: lookups by name that return InvalidOid when nothing is found; the relation is
-    // opened from the relcache only to read its owner, and closed again.
-    let found = unsafe {
-        let schema = pg_sys::get_namespace_oid(c"llm_sql".as_ptr(), true);
-        let registry = pg_sys::get_relname_relid(c"attachment_registry".as_ptr(), schema);
-        let grants = pg_sys::get_relname_relid(c"attachment_grants".as_ptr(), schema);
-        if schema == Oid::INVALID || registry == Oid::INVALID || grants == Oid::INVALID {
-            None
-        } else {
-            let relation = pg_sys::RelationIdGetRelation(registry);
-            if relation.is_null() {
-                None
-            } else {
-                let owner = (*(*relation).rd_rel).relowner;
-                pg_sys::RelationClose(relation);
-                Some((registry, owner, grants))
-            }
-        }
-    };
-    if let Some((registry, _, grants)) = found {
-        TABLES.with(|t| t.set([registry, grants]));
-    }
-    Ok(found)
-}
-
-/// Runs `f` as the owner of the registry tables, then switches back (also on error: Postgres
-/// restores the user at (sub)transaction abort, and the guard does it when unwinding).
-/// `None` when the registry does not exist.
-/// Runs `f` as the owner of llm_sql's tables; None (without running it) when they are gone,
-/// as while DROP EXTENSION llm_sql runs.
-pub fn as_registry_owner<T>(f: impl FnOnce() -> Result<T>) -> Result<Option<T>> {
-    let Some((_, owner, _)) = registry_tables()? else {
-        return Ok(None);
-    };
-    Ok(Some(crate::run_as::run_as(owner, f)?))
-}
-
-/// Runs `f` as the owner of llm_sql's tables (the registry, the embedding queue and jobs).
-pub fn as_extension_owner<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
-    as_registry_owner(f)?.ok_or_else(missing)
-}
-
-/// The owner of llm_sql's tables: the role that created the extension.
-pub fn extension_owner() -> Result<Oid> {
-    Ok(registry_tables()?.ok_or_else(missing)?.1)
-}
-
-fn missing() -> Error {
-    Error::internal("llm_sql's attachment registry is missing")
-        .with_hint("Recreate the extension: DROP EXTENSION llm_sql; CREATE EXTENSION llm_sql;")
+/// The registry's table and the grants table; `None` before the extension's objects exist
+/// (while CREATE EXTENSION runs, say). Remembered for [`changed`]'s invalidations.
+fn registry_tables() -> Option<(Oid, Oid)> {
+    let registry = llm_sql_table(c"attachment_registry")?.0;
+    let grants = llm_sql_table(c"attachment_grants")?.0;
+    TABLES.with(|t| t.set([registry, grants]));
+    Some((registry, grants))
 }
 
 fn spi_error(e: pgrx::spi::Error) -> Error {
@@ -164,7 +118,10 @@ fn spi_error(e: pgrx::spi::Error) -> Error {
 
 /// Every attachment: the persistent ones, then this session's.
 pub fn all() -> Result<Vec<Entry>> {
-    let mut entries = as_registry_owner(|| {
+    // Every backend reads the registry before using it: from then on it knows the tables'
+    // invalidations (relcache_changed).
+    registry_tables();
+    let mut entries = as_owner_if_installed(|| {
         Spi::connect(|client| {
             let rows = client.select(
                 "SELECT r.alias, r.type, r.dsn, r.read_only, r.owner, r.created_at, \
@@ -212,8 +169,10 @@ pub fn find(alias: &str) -> Result<Option<Entry>> {
 /// Tells every backend (this one at once, the others at commit) that attachments changed.
 fn changed() {
     bump();
-    let tables = TABLES.with(|t| t.get());
-    for table in tables.into_iter().filter(|t| *t != Oid::INVALID) {
+    let Some((registry, grants)) = registry_tables() else {
+        return;
+    };
+    for table in [registry, grants] {
         // SAFETY: queues a relcache invalidation of our own table, sent at commit.
         unsafe { pg_sys::CacheInvalidateRelcacheByRelid(table) };
     }
@@ -225,7 +184,7 @@ pub fn insert(entry: Entry) -> Result<()> {
         bump();
         return Ok(());
     }
-    as_registry_owner(|| {
+    as_extension_owner(|| {
         Spi::run_with_args(
             "INSERT INTO llm_sql.attachment_registry (alias, type, dsn, read_only, owner) \
              VALUES ($1, $2, $3, $4, $5)",
@@ -238,8 +197,7 @@ pub fn insert(entry: Entry) -> Result<()> {
             ],
         )
         .map_err(spi_error)
-    })?
-    .ok_or_else(missing)?;
+    })?;
     changed();
     Ok(())
 }
@@ -250,14 +208,13 @@ pub fn delete(entry: &Entry) -> Result<()> {
         bump();
         return Ok(());
     }
-    as_registry_owner(|| {
+    as_extension_owner(|| {
         Spi::run_with_args(
             "DELETE FROM llm_sql.attachment_registry WHERE alias = $1",
             &[entry.alias.as_str().into()],
         )
         .map_err(spi_error)
-    })?
-    .ok_or_else(missing)?;
+    })?;
     changed();
     Ok(())
 }
@@ -281,10 +238,9 @@ pub fn set_grant(entry: &Entry, grantee: Oid, grant: bool) -> Result<()> {
     } else {
         "DELETE FROM llm_sql.attachment_grants WHERE alias = $1 AND grantee = $2"
     };
-    as_registry_owner(|| {
+    as_extension_owner(|| {
         Spi::run_with_args(sql, &[entry.alias.as_str().into(), grantee.into()]).map_err(spi_error)
-    })?
-    .ok_or_else(missing)?;
+    })?;
     changed();
     Ok(())
 }

@@ -22,7 +22,7 @@ use std::cell::{Cell, RefCell};
 use std::time::Instant;
 
 use super::{vector, Columns, PendingBatch, HAS_TEXT};
-use crate::attach::registry::as_extension_owner;
+use crate::run_as::as_extension_owner;
 use crate::error::{Error, Result};
 use crate::plans;
 use crate::procedure::Transactions;

@@ -28,7 +28,7 @@ pub fn has_text(text: &str) -> bool {
 /// The model a column's embeddings came from: the one auto_embed, else the last embed_column,
 /// recorded for it.
 pub fn recorded_model(table: Oid, target: &str) -> Result<Option<String>> {
-    crate::attach::registry::as_extension_owner(|| {
+    crate::run_as::as_extension_owner(|| {
         Ok(Spi::get_one_with_args::<String>(
             "SELECT (SELECT model FROM (
                  SELECT model, 1 AS pick FROM llm_sql.auto_embeddings

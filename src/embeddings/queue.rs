@@ -19,7 +19,7 @@ use pgrx::PgSqlErrorCode;
 use serde_json::Value;
 
 use super::{backfill, Columns, HAS_TEXT};
-use crate::attach::registry::as_extension_owner;
+use crate::run_as::as_extension_owner;
 use crate::error::{Error, Result};
 use crate::procedure::Transactions;
 use crate::quote::ident;
@@ -274,7 +274,7 @@ pub fn forget_dropped() -> Result<()> {
     // As llm_sql's owner, on its pinned search_path: the event trigger runs for any role's
     // DROP (a superuser's too), so none of its SQL may resolve names in that role's schemas.
     // (Nothing is left to forget while DROP EXTENSION llm_sql drops llm_sql's own tables.)
-    crate::attach::registry::as_registry_owner(|| {
+    crate::run_as::as_owner_if_installed(|| {
         let ours = Spi::get_one::<bool>(
             "SELECT pg_catalog.to_regclass('llm_sql.auto_embeddings') IS NOT NULL
                 AND pg_catalog.to_regclass('llm_sql.embedding_jobs') IS NOT NULL",

@@ -187,6 +187,36 @@ impl Connection {
 }
 
 impl Connection {
+    /// Runs llm_sql's own statements (not user SQL) to completion.
+    pub fn run(&self, sql: &str) -> DuckResult<()> {
+        let statements = self.extract(sql)?;
+        for i in 0..statements.len() {
+            statements.prepare(i)?.execute_streaming()?;
+        }
+        Ok(())
+    }
+
+    /// Runs a query of llm_sql's own whose first column is VARCHAR, and returns that column.
+    pub fn query_strings(&self, sql: &str) -> DuckResult<Vec<Option<String>>> {
+        let statements = self.extract(sql)?;
+        let mut values = Vec::new();
+        for i in 0..statements.len() {
+            let mut result = statements.prepare(i)?.execute_streaming()?;
+            while let Some(chunk) = result.next_chunk()? {
+                let column = chunk.column(0);
+                for row in 0..chunk.len() {
+                    values.push(column.is_valid(row).then(|| {
+                        // SAFETY: llm_sql's own queries return VARCHAR in their first column.
+                        String::from_utf8_lossy(unsafe { column.bytes(row) }).into_owned()
+                    }));
+                }
+            }
+        }
+        Ok(values)
+    }
+}
+
+impl Connection {
     /// Replaces function `name` (a table function if `table`, else a scalar function) in the
     /// system catalog of this connection's database by one whose binding always fails with a
     /// permission error, so that no statement of this database can call it any more.
@@ -432,10 +462,11 @@ impl QueryResult {
         LogicalType::owned(unsafe { ffi::duckdb_column_logical_type(&mut raw, col as u64) })
     }
 
-    /// Whether the result holds rows, a changed-row count, or nothing.
-    pub fn return_type(&self) -> ffi::duckdb_result_type {
+    /// True when the result is the count of rows a statement changed (INSERT, UPDATE, ...).
+    pub fn counts_changed_rows(&self) -> bool {
         // SAFETY: valid result.
         unsafe { ffi::duckdb_result_return_type(self.raw) }
+            == ffi::duckdb_result_type_DUCKDB_RESULT_TYPE_CHANGED_ROWS
     }
 
     /// The next chunk of rows, `None` at the end. A failure while producing rows (a cast error,

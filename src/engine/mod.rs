@@ -1,192 +1,34 @@
-//! The per-backend DuckDB.
+//! The binding to DuckDB's C API: the one doorway through which llm_sql reaches DuckDB.
 //!
-//! A backend opens its DuckDB on the first llm_sql call that needs it (never in the postmaster)
-//! and keeps it for the session. The instance belongs to one role and to the privilege level it
-//! was opened for ([`security::Profile`]): what the role may do with files is enforced by
-//! DuckDB's own settings, fixed at open, and it carries only the attachments that role may use.
-//! When the current role changes (SET ROLE, a SECURITY DEFINER function), the call runs in that
-//! role's own instance, so DuckDB state never leaks between roles.
+//! Owned handles for databases, connections, statements, results and values ([`ffi`]), their
+//! types and conversion to Postgres datums and JSON ([`types`], [`convert`]), DuckDB's errors
+//! as Postgres errors ([`errors`]), what a role may do in DuckDB ([`security`]), interrupting a
+//! call ([`interrupt`]) and table functions written in Rust ([`table_function`]). Nothing
+//! outside this folder names the C API (`scripts/check-layers` holds that); which DuckDB a
+//! backend uses, and what it is composed with, is `crate::session`'s business.
 
 pub mod convert;
+pub mod errors;
 pub mod ffi;
 pub mod interrupt;
-pub mod run;
 pub mod security;
+pub mod table_function;
 pub mod types;
 
-use std::cell::{Cell, RefCell};
-use std::collections::HashSet;
-use std::path::PathBuf;
-use std::rc::Rc;
-
-use pgrx::pg_sys::{self, Oid};
-
-use crate::attach::{self, registry, Synced};
 use crate::error::{Error, Result};
 use crate::settings;
 use ffi::{Connection, Database};
 use security::Profile;
 
-pub struct Engine {
-    // Field order matters: the connection must close before its database.
-    conn: Connection,
-    db: Database,
-    pub profile: Profile,
-    /// The role this instance belongs to: its attachments are the ones this role may use.
-    pub user: Oid,
-    pub attached: RefCell<Vec<registry::Entry>>,
-    pub loaded_extensions: RefCell<HashSet<&'static str>>,
-    /// The registry generation the attachments were last synchronised with.
-    synced: Cell<u64>,
-    /// True while a statement runs on `conn`; a nested call then uses its own connection.
-    busy: Cell<bool>,
-    temp_dir: PathBuf,
-}
-
-thread_local! {
-    /// The open instances of this backend, one per role that used DuckDB (normally one).
-    static ENGINES: RefCell<Vec<Rc<Engine>>> = const { RefCell::new(Vec::new()) };
-}
-
-fn current_user() -> Oid {
-    // SAFETY: reads the backend's current user id.
-    unsafe { pg_sys::GetUserId() }
-}
-
-/// The current role's instance if it is open.
-fn find(profile: Profile, user: Oid) -> Option<Rc<Engine>> {
-    ENGINES.with(|e| {
-        e.borrow()
-            .iter()
-            .find(|e| e.profile == profile && e.user == user)
-            .cloned()
-    })
-}
-
-/// Closes every instance when the backend exits, while the DuckDB extensions' code is still
-/// mapped: left to thread-local destructors at `exit()`, closing could run after the loaded
-/// extensions' own static destructors and abort the process.
-#[pgrx::pg_guard]
-unsafe extern "C-unwind" fn close_at_exit(_code: i32, _arg: pg_sys::Datum) {
-    reset();
-}
-
-fn open_and_keep(profile: Profile, user: Oid) -> Result<Rc<Engine>> {
-    thread_local! {
-        static EXIT_HOOK: Cell<bool> = const { Cell::new(false) };
-    }
-    if !EXIT_HOOK.with(|hook| hook.replace(true)) {
-        // SAFETY: registers a callback for this backend's proc_exit (not in the postmaster:
-        // engines never open there).
-        unsafe { pg_sys::on_proc_exit(Some(close_at_exit), pg_sys::Datum::from(0)) };
-    }
-    let engine = Rc::new(Engine::open(profile, user)?);
-    ENGINES.with(|e| e.borrow_mut().push(Rc::clone(&engine)));
-    Ok(engine)
-}
-
-/// The DuckDB instance for the current role, opened on first use, with the attachments the
-/// role may use now.
-pub fn current() -> Result<Rc<Engine>> {
-    let (profile, user) = (Profile::current(), current_user());
-    let Some(engine) = find(profile, user) else {
-        return open_and_keep(profile, user);
-    };
-    let generation = registry::generation();
-    if engine.busy.get() || engine.synced.get() == generation {
-        return Ok(engine);
-    }
-    match attach::sync(&engine, &engine.conn, false)? {
-        Synced::Done => {
-            engine.synced.set(generation);
-            Ok(engine)
-        }
-        Synced::NeedsReopen => {
-            discard(&engine);
-            drop(engine);
-            pgrx::notice!(
-                "llm_sql: this session's DuckDB was reopened to add an attachment (its DuckDB temporary tables were dropped)"
-            );
-            open_and_keep(profile, user)
-        }
-    }
-}
-
-/// Aliases attached in the current role's instance, without opening one.
-pub fn attached_aliases() -> Vec<String> {
-    find(Profile::current(), current_user())
-        .map(|e| {
-            e.attached
-                .borrow()
-                .iter()
-                .map(|a| a.alias.clone())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// Drops every DuckDB instance of this backend; the next call opens a fresh one.
-pub fn reset() {
-    ENGINES.with(|e| e.borrow_mut().clear());
-}
-
-/// Forgets an instance that DuckDB reported as invalidated (FATAL/INTERNAL errors).
-pub fn discard(engine: &Engine) {
-    ENGINES.with(|e| {
-        e.borrow_mut()
-            .retain(|other| !std::ptr::eq(other.as_ref(), engine))
-    });
-}
-
-/// A connection of the role's DuckDB to run one statement on, held while its rows are read.
-pub struct Session {
-    /// The current statement reads local tables (catalog `pg`): DuckDB calls then run on a
-    /// helper thread while the backend thread serves the rows.
-    pub serving_local_scans: Cell<bool>,
-    /// Set when the primary connection was busy (a nested call, e.g. a second llm_sql.query in
-    /// the same SQL statement while the first one still streams); dropped before `engine`.
-    extra: Option<Connection>,
-    pub engine: Rc<Engine>,
-}
-
-impl Session {
-    /// The primary connection, or a fresh one when a statement is already running on it.
-    pub fn open() -> Result<Session> {
-        let engine = current()?;
-        let extra = if engine.busy.replace(true) {
-            Some(engine.db.connect()?)
-        } else {
-            None
-        };
-        Ok(Session {
-            serving_local_scans: Cell::new(false),
-            extra,
-            engine,
-        })
-    }
-
-    pub fn conn(&self) -> &Connection {
-        self.extra.as_ref().unwrap_or(&self.engine.conn)
-    }
-}
-
-impl Drop for Session {
-    fn drop(&mut self) {
-        if self.extra.is_none() {
-            self.engine.busy.set(false);
-        }
-    }
-}
-
 /// `llm_sql.duckdb_extension_directory`, or `$libdir/llm_sql/duckdb_extensions`.
-fn extension_directory() -> String {
+pub fn extension_directory() -> String {
     settings::string(&settings::DUCKDB_EXTENSION_DIRECTORY)
         .unwrap_or_else(|| format!("{}/llm_sql/duckdb_extensions", settings::pkglib_dir()))
 }
 
-/// Opens an in-memory DuckDB with its worker threads' signals blocked (see `interrupt`).
-fn open_database(options: &[(&str, String)]) -> Result<Database> {
-    interrupt::with_signals_blocked(|| Database::open_in_memory(options)).map_err(|e| {
+/// Opens an in-memory DuckDB with its worker threads' signals blocked (see `crate::threads`).
+pub fn open_database(options: &[(&str, String)]) -> Result<Database> {
+    crate::threads::with_signals_blocked(|| Database::open_in_memory(options)).map_err(|e| {
         Error::from(e)
             .with_hint("Check the llm_sql.duckdb_* settings (SHOW llm_sql.duckdb_memory_limit, …).")
     })
@@ -220,134 +62,3 @@ impl Scratch {
     }
 }
 
-impl Engine {
-    fn open(profile: Profile, user: Oid) -> Result<Engine> {
-        let temp_dir = backend_temp_dir(profile, user)?;
-        let extension_dir = extension_directory();
-        let mut options: Vec<(&str, String)> = vec![
-            (
-                "memory_limit",
-                settings::string(&settings::DUCKDB_MEMORY_LIMIT).unwrap_or_else(|| "128MB".into()),
-            ),
-            ("threads", settings::DUCKDB_THREADS.get().to_string()),
-            ("temp_directory", temp_dir.to_string_lossy().into_owned()),
-            (
-                "max_temp_directory_size",
-                settings::string(&settings::DUCKDB_MAX_TEMP_DIRECTORY_SIZE)
-                    .unwrap_or_else(|| "1GB".into()),
-            ),
-            ("extension_directory", extension_dir.clone()),
-        ];
-        options.extend(security::duckdb_options(profile, &extension_dir));
-        let db = open_database(&options)?;
-        let conn = db.connect()?;
-        // TimeZone needs the (built-in) ICU extension, which loads only once the database is up.
-        run_internal(
-            &conn,
-            &format!(
-                "SET TimeZone = {}",
-                crate::quote::duck_literal(&session_timezone())
-            ),
-        )?;
-        let engine = Engine {
-            conn,
-            db,
-            profile,
-            user,
-            attached: RefCell::new(Vec::new()),
-            loaded_extensions: RefCell::new(HashSet::new()),
-            synced: Cell::new(registry::generation()),
-            busy: Cell::new(false),
-            temp_dir,
-        };
-        // Attachments first: a restricted instance cannot load extensions or open DuckDB files
-        // once its file system is disabled.
-        crate::local::install(&engine.conn)?;
-        attach::sync(&engine, &engine.conn, true)?;
-        security::restrict(&engine.conn, profile)?;
-        Ok(engine)
-    }
-}
-
-impl Drop for Engine {
-    fn drop(&mut self) {
-        // DuckDB removes its own spill files; the per-backend directory is ours.
-        let _ = std::fs::remove_dir_all(&self.temp_dir);
-    }
-}
-
-/// Runs a statement of llm_sql's own (not user SQL) to completion.
-pub fn run_internal(conn: &Connection, sql: &str) -> Result<()> {
-    let statements = conn.extract(sql)?;
-    for i in 0..statements.len() {
-        statements.prepare(i)?.execute_streaming()?;
-    }
-    Ok(())
-}
-
-/// Runs a query of llm_sql's own and returns its first column as text.
-pub fn query_strings(conn: &Connection, sql: &str) -> Result<Vec<Option<String>>> {
-    let statements = conn.extract(sql)?;
-    let mut values = Vec::new();
-    for i in 0..statements.len() {
-        let mut result = statements.prepare(i)?.execute_streaming()?;
-        while let Some(chunk) = result.next_chunk()? {
-            let column = chunk.column(0);
-            for row in 0..chunk.len() {
-                values.push(column.is_valid(row).then(|| {
-                    // SAFETY: llm_sql's own queries return VARCHAR in their first column.
-                    String::from_utf8_lossy(unsafe { column.bytes(row) }).into_owned()
-                }));
-            }
-        }
-    }
-    Ok(values)
-}
-
-/// `<temp base>/pgsql_tmp_llm_sql_<pid>_<profile>_<role>`: one directory per backend and
-/// instance. The `pgsql_tmp` prefix lets Postgres remove leftovers at restart when the default
-/// base is used.
-fn backend_temp_dir(profile: Profile, user: Oid) -> Result<PathBuf> {
-    let base = match settings::string(&settings::DUCKDB_TEMP_DIRECTORY) {
-        Some(dir) => PathBuf::from(dir),
-        None => {
-            // SAFETY: DataDir is the absolute data directory path, set before any backend runs.
-            let data_dir = unsafe { std::ffi::CStr::from_ptr(pg_sys::DataDir) };
-            PathBuf::from(data_dir.to_string_lossy().into_owned()).join("base/pgsql_tmp")
-        }
-    };
-    // DuckDB creates its own directory when it first spills, but not missing parents
-    // (base/pgsql_tmp only exists once Postgres itself has spilled).
-    std::fs::create_dir_all(&base).map_err(|e| {
-        Error::new(
-            pgrx::PgSqlErrorCode::ERRCODE_IO_ERROR,
-            format!(
-                "could not create DuckDB's temporary directory {}: {e}",
-                base.display()
-            ),
-        )
-        .with_hint("Check llm_sql.duckdb_temp_directory.")
-    })?;
-    // SAFETY: MyProcPid is set at backend start.
-    let pid = unsafe { pg_sys::MyProcPid };
-    Ok(base.join(format!(
-        "pgsql_tmp_llm_sql_{pid}_{}_{}",
-        profile.name(),
-        u32::from(user)
-    )))
-}
-
-/// The session's TimeZone, so DuckDB's timestamptz functions agree with Postgres's.
-fn session_timezone() -> String {
-    // SAFETY: session_timezone is always set in a backend; the name is a static C string.
-    unsafe {
-        let name = pg_sys::pg_get_timezone_name(pg_sys::session_timezone);
-        if name.is_null() {
-            "UTC".to_string()
-        } else {
-            std::ffi::CStr::from_ptr(name)
-                .to_string_lossy()
-                .into_owned()
-        }
-    }
-}

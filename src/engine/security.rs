@@ -39,9 +39,9 @@ pub enum Profile {
 impl Profile {
     /// The level of the current user (which SET ROLE and SECURITY DEFINER functions change).
     pub fn current() -> Profile {
-        // SAFETY: catalog lookups on the backend thread for the current user id.
+        let user = crate::run_as::current_user();
+        // SAFETY: catalog lookups on the backend thread.
         unsafe {
-            let user = pg_sys::GetUserId();
             let member = |role: u32| pg_sys::has_privs_of_role(user, pg_sys::Oid::from(role));
             if pg_sys::superuser_arg(user) {
                 Profile::Superuser
@@ -97,9 +97,10 @@ pub fn restrict(conn: &Connection, profile: Profile) -> Result<()> {
     }
     withdraw_functions(conn, profile)?;
     if profile == Profile::Restricted {
-        super::run_internal(conn, "SET disabled_filesystems = 'LocalFileSystem'")?;
+        conn.run("SET disabled_filesystems = 'LocalFileSystem'")?;
     }
-    super::run_internal(conn, "SET lock_configuration = true")
+    conn.run("SET lock_configuration = true")?;
+    Ok(())
 }
 
 fn statement_name(t: ffi::duckdb_statement_type) -> &'static str {
@@ -213,9 +214,7 @@ pub fn withdraw_functions(conn: &Connection, profile: Profile) -> Result<()> {
         })
         .collect::<Vec<_>>()
         .join(" OR ");
-    let found = super::query_strings(
-        conn,
-        &format!(
+    let found = conn.query_strings(&format!(
             "SELECT DISTINCT function_type || ':' || function_name FROM duckdb_functions() \
               WHERE database_name = 'system' AND function_type IN ('table', 'scalar') \
                 AND (function_name IN ({names}) OR (function_type = 'table' AND ({prefixes})))"
@@ -234,9 +233,7 @@ pub fn withdraw_functions(conn: &Connection, profile: Profile) -> Result<()> {
 /// tables a query reads and to name attachments a role may not use; never for a security
 /// decision (the statement types and withdrawn functions above are DuckDB's own checks).
 pub fn syntax_tree(conn: &Connection, sql: &str) -> Result<Option<serde_json::Value>> {
-    let serialized = super::query_strings(
-        conn,
-        &format!(
+    let serialized = conn.query_strings(&format!(
             "SELECT json_serialize_sql({})",
             crate::quote::duck_literal(sql)
         ),

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use pgrx::PgSqlErrorCode;
 use ureq::Agent;
 
-use crate::engine::interrupt::{cancel_requested, with_signals_blocked};
+use crate::threads::{cancel_requested, with_signals_blocked};
 use crate::error::{Error, Result};
 
 /// How often the backend looks at the interrupt flags while a request runs.

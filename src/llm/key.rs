@@ -4,11 +4,12 @@
 //! It is not a setting: a setting's value can be read by any role in a session where llm_sql's
 //! library is not loaded yet (`SHOW` of the placeholder postgresql.conf or ALTER SYSTEM made),
 //! and ALTER ROLE / ALTER DATABASE values are readable by everyone in pg_db_role_setting.
-//! `llm_sql.llm_api_key` the setting only remains to refuse values with a pointer here.
+//! `llm_sql.llm_api_key` the setting only remains to refuse values with a pointer here
+//! (`crate::settings`).
 
 use pgrx::prelude::*;
 
-use crate::attach::registry::as_extension_owner;
+use crate::run_as::as_extension_owner;
 use crate::error::{Error, Result};
 use crate::run_as::current_user;
 
@@ -25,7 +26,7 @@ pub fn get() -> Result<Option<String>> {
 /// superusers and llm_sql's owner may.
 pub fn set(key: Option<&str>) -> Result<()> {
     let user = current_user();
-    let owner = crate::attach::registry::extension_owner()?;
+    let owner = crate::run_as::extension_owner()?;
     // SAFETY: catalog lookups on the backend thread.
     let allowed = unsafe { pg_sys::superuser_arg(user) || pg_sys::has_privs_of_role(user, owner) };
     if !allowed {
@@ -49,17 +50,6 @@ pub fn set(key: Option<&str>) -> Result<()> {
         }
         Ok(())
     })
-}
-
-/// The check hook of the old setting `llm_sql.llm_api_key`: any value but empty is refused.
-pub fn refuse_setting(value: Option<&str>) -> std::result::Result<(), &'static str> {
-    match value.map(str::trim) {
-        None | Some("") => Ok(()),
-        Some(_) => Err(
-            "llm_sql.llm_api_key is no longer a setting (settings can be read by other roles): \
-             remove it and run SELECT llm_sql.set_llm_api_key(...) in the database instead",
-        ),
-    }
 }
 
 pgrx::extension_sql!(

@@ -277,7 +277,9 @@ pub fn models() -> Result<Vec<Model>> {
 }
 
 /// Whether the server answers, how fast, with which models; and the last error seen.
-pub fn health() -> Value {
+/// `local_model` says whether a model that runs in the backend, not on the server, is installed
+/// (None for a model of the server's).
+pub fn health(local_model: impl Fn(&str) -> Option<bool>) -> Value {
     let last_error = || LAST_ERROR.with(|l| l.borrow().clone());
     let server = match Server::current() {
         Ok(server) => server,
@@ -305,18 +307,17 @@ pub fn health() -> Value {
             None
         }
     };
-    // Whether each configured model is usable: the built-in one when its files are installed
-    // (also while the server is down), a server's model when the server lists it.
+    // Whether each configured model is usable: a local one when its files are installed (also
+    // while the server is down), a server's model when the server lists it.
     let wanted = |setting| {
         settings::string(setting).map(|m: String| {
-            let present = match crate::embeddings::builtin::is_builtin(&m) {
-                true => Some(crate::embeddings::builtin::installed()),
-                false => models.as_ref().map(|models| {
+            let present = local_model(&m).or_else(|| {
+                models.as_ref().map(|models| {
                     models
                         .iter()
                         .any(|x| x.name == m || x.name == format!("{m}:latest"))
-                }),
-            };
+                })
+            });
             json!({"name": m, "present": present})
         })
     };

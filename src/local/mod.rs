@@ -12,25 +12,25 @@
 //! for batches of rows ([`scan`]), and the backend thread serves those requests while it waits
 //! for DuckDB. Only projected columns are fetched; filters are applied by DuckDB.
 
-pub mod scan;
+pub mod pg_scan;
 
 use pgrx::pg_sys::{self, Oid};
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode;
 
 use crate::engine::ffi::Connection;
-use crate::engine::run_internal;
 use crate::error::{Error, Result};
 use crate::quote;
-use scan::{ColumnSpec, ScanSpec, Transport};
+use crate::engine::table_function::ColumnType;
+use pg_scan::{ColumnSpec, ScanSpec};
 
 /// The catalog name of the local database inside DuckDB.
 pub const CATALOG: &str = "pg";
 
 /// Sets up a new DuckDB instance: the `pg` catalog and the scan function.
 pub fn install(conn: &Connection) -> Result<()> {
-    run_internal(conn, &format!("ATTACH ':memory:' AS {CATALOG}"))?;
-    scan::register(conn)
+    conn.run(&format!("ATTACH ':memory:' AS {CATALOG}"))?;
+    pg_scan::register(conn)
 }
 
 /// Whether `sql` may name catalog `pg` at all (cheap test before parsing).
@@ -85,7 +85,7 @@ impl LocalScans {
 
 impl Drop for LocalScans {
     fn drop(&mut self) {
-        scan::release(&self.tokens);
+        pg_scan::release(&self.tokens);
     }
 }
 
@@ -104,11 +104,9 @@ pub fn prepare(conn: &Connection, tree: Option<&serde_json::Value>) -> Result<Lo
                 format!("{} AS {column}", c.view_expr.replace("$c", &column))
             })
             .collect();
-        let token = scan::add(spec);
+        let token = pg_scan::add(spec);
         scans.tokens.push(token);
-        run_internal(
-            conn,
-            &format!(
+        conn.run(&format!(
                 "CREATE SCHEMA IF NOT EXISTS {CATALOG}.{schema}; \
                  CREATE OR REPLACE VIEW {CATALOG}.{schema}.{table} AS SELECT {list} FROM llm_sql_pg_scan({token})",
                 schema = quote::ident(&view_schema),
@@ -169,43 +167,43 @@ fn resolve(schema: Option<&str>, table: &str) -> Result<ScanSpec> {
 /// as text in a form that does not depend on DateStyle and friends.
 fn column_spec(name: String, type_oid: Oid, typmod: i32) -> ColumnSpec {
     let q = quote::ident(&name);
-    let (fetch, transport, view): (String, Transport, &str) = match type_oid {
-        pg_sys::BOOLOID => (q, Transport::Bool, "$c"),
-        pg_sys::INT2OID => (q, Transport::I16, "$c"),
-        pg_sys::INT4OID => (q, Transport::I32, "$c"),
-        pg_sys::INT8OID => (q, Transport::I64, "$c"),
-        pg_sys::OIDOID => (format!("{q}::int8"), Transport::I64, "$c"),
-        pg_sys::FLOAT4OID => (q, Transport::F32, "$c"),
-        pg_sys::FLOAT8OID => (q, Transport::F64, "$c"),
+    let (fetch, transport, view): (String, ColumnType, &str) = match type_oid {
+        pg_sys::BOOLOID => (q, ColumnType::Bool, "$c"),
+        pg_sys::INT2OID => (q, ColumnType::SmallInt, "$c"),
+        pg_sys::INT4OID => (q, ColumnType::Integer, "$c"),
+        pg_sys::INT8OID => (q, ColumnType::BigInt, "$c"),
+        pg_sys::OIDOID => (format!("{q}::int8"), ColumnType::BigInt, "$c"),
+        pg_sys::FLOAT4OID => (q, ColumnType::Float, "$c"),
+        pg_sys::FLOAT8OID => (q, ColumnType::Double, "$c"),
         pg_sys::TEXTOID | pg_sys::VARCHAROID | pg_sys::BPCHAROID | pg_sys::NAMEOID => {
-            (format!("{q}::text"), Transport::Text, "$c")
+            (format!("{q}::text"), ColumnType::Varchar, "$c")
         }
         pg_sys::NUMERICOID => return numeric_spec(name, typmod),
         pg_sys::DATEOID => (
             format!("({q} - DATE '1970-01-01')"),
-            Transport::I32,
+            ColumnType::Integer,
             "(DATE '1970-01-01' + $c)",
         ),
         pg_sys::TIMESTAMPOID => (
             format!("(extract(epoch FROM {q}) * 1000000)::int8"),
-            Transport::I64,
+            ColumnType::BigInt,
             "make_timestamp($c)",
         ),
         pg_sys::TIMESTAMPTZOID => (
             format!("(extract(epoch FROM {q}) * 1000000)::int8"),
-            Transport::I64,
+            ColumnType::BigInt,
             "(make_timestamp($c) AT TIME ZONE 'UTC')",
         ),
-        pg_sys::UUIDOID => (format!("{q}::text"), Transport::Text, "CAST($c AS UUID)"),
+        pg_sys::UUIDOID => (format!("{q}::text"), ColumnType::Varchar, "CAST($c AS UUID)"),
         pg_sys::JSONOID | pg_sys::JSONBOID => {
-            (format!("{q}::text"), Transport::Text, "CAST($c AS JSON)")
+            (format!("{q}::text"), ColumnType::Varchar, "CAST($c AS JSON)")
         }
         pg_sys::BYTEAOID => (
             format!("encode({q}, 'base64')"),
-            Transport::Text,
+            ColumnType::Varchar,
             "from_base64($c)",
         ),
-        _ => (format!("{q}::text"), Transport::Text, "$c"),
+        _ => (format!("{q}::text"), ColumnType::Varchar, "$c"),
     };
     ColumnSpec {
         name,
@@ -248,7 +246,7 @@ fn numeric_spec(name: String, typmod: i32) -> ColumnSpec {
     ColumnSpec {
         name,
         fetch,
-        transport: Transport::Text,
+        transport: ColumnType::Varchar,
         view_expr,
         exact_scale,
     }

@@ -21,7 +21,7 @@ use pgrx::PgSqlErrorCode;
 
 use super::guard::{Checked, Column};
 use super::history::{cache_key, cached_sql, log, read_only_transaction, remember};
-use super::{context, extract, guard, prompt, repair, values, Engine, Rows};
+use super::{context, extract, guard, prompt, repair, values, RanIn, Rows};
 use crate::error::{Error, Result};
 use crate::llm;
 use crate::settings::{self, AnswerFormat};
@@ -309,9 +309,9 @@ fn run(query: &Checked, options: &Options, execute: bool, budget: &Budget) -> Re
         return Ok(Rows {
             rows: Vec::new(),
             truncated: false,
-            engine: match query.duckdb {
-                Some(_) => Engine::DuckDb,
-                None => Engine::Postgres,
+            ran_in: match query.duckdb {
+                Some(_) => RanIn::DuckDb,
+                None => RanIn::Postgres,
             },
         });
     }
@@ -512,7 +512,7 @@ fn decide(report: &mut Value, outcomes: Vec<Outcome>, candidates: usize) {
     if confidence.is_some_and(|c| c < minimum) {
         report["status"] = json!("clarification_needed");
         report["sql"] = json!(sql);
-        report["engine"] = json!(rows.engine.name());
+        report["engine"] = json!(rows.ran_in.name());
         report["confidence"] = json!(confidence);
         report["explanation"] = json!(explanation);
         report["clarifying_questions"] = json!(clarification.map(|c| c.0).unwrap_or_else(|| vec![
@@ -538,7 +538,7 @@ fn answered(
             .map(|c| json!({"name": c.name, "type": c.type_name}))
             .collect(),
     );
-    report["engine"] = json!(rows.engine.name());
+    report["engine"] = json!(rows.ran_in.name());
     report["sql"] = json!(sql);
     report["row_count"] = json!(rows.rows.len());
     report["truncated"] = json!(rows.truncated);

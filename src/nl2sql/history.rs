@@ -5,7 +5,7 @@
 use pgrx::prelude::*;
 use serde_json::Value;
 
-use crate::attach::registry::as_extension_owner;
+use crate::run_as::as_extension_owner;
 use crate::error::Result;
 use crate::run_as::current_user;
 use crate::settings;

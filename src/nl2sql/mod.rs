@@ -25,16 +25,16 @@ use crate::subxact::{self, OnSuccess};
 
 /// Where a query ran.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum Engine {
+pub enum RanIn {
     Postgres,
     DuckDb,
 }
 
-impl Engine {
+impl RanIn {
     pub fn name(self) -> &'static str {
         match self {
-            Engine::Postgres => "postgres",
-            Engine::DuckDb => "duckdb",
+            RanIn::Postgres => "postgres",
+            RanIn::DuckDb => "duckdb",
         }
     }
 }
@@ -44,17 +44,17 @@ pub struct Rows {
     pub rows: Vec<Value>,
     /// More rows than the cap existed.
     pub truncated: bool,
-    pub engine: Engine,
+    pub ran_in: RanIn,
 }
 
 impl Rows {
-    fn capped(mut rows: Vec<Value>, max_rows: usize, engine: Engine) -> Rows {
+    fn capped(mut rows: Vec<Value>, max_rows: usize, ran_in: RanIn) -> Rows {
         let truncated = rows.len() > max_rows;
         rows.truncate(max_rows);
         Rows {
             rows,
             truncated,
-            engine,
+            ran_in,
         }
     }
 }
@@ -108,7 +108,7 @@ fn run_in_duckdb(sql: &str, max_rows: usize, timeout: Duration) -> Result<Rows> 
             )?)
         })?)
     })?;
-    Ok(Rows::capped(rows, max_rows, Engine::DuckDb))
+    Ok(Rows::capped(rows, max_rows, RanIn::DuckDb))
 }
 
 /// Runs a query that `guard::check` passed, as the calling role (its privileges and row-level
@@ -122,7 +122,7 @@ pub fn run_read_only(sql: &str, max_rows: usize, timeout: Duration) -> Result<Ro
             sandbox::enforced(|| answer_rows(&inner, max_rows))
         })
     })?;
-    Ok(Rows::capped(rows, max_rows, Engine::Postgres))
+    Ok(Rows::capped(rows, max_rows, RanIn::Postgres))
 }
 
 /// The rows of the checked query `inner` (a subquery with its alias), as JSON objects.

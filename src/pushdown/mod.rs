@@ -22,6 +22,7 @@
 //! Sums of reals may differ in the last bits, as they do between Postgres's own serial and
 //! parallel plans.
 
+pub mod foreign_table;
 mod query;
 
 use std::ffi::CStr;

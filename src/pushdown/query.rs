@@ -311,7 +311,7 @@ unsafe fn foreign_relation(entry: *mut pg_sys::RangeTblEntry) -> Option<String> 
         if children && (*entry).inh {
             return None;
         }
-        crate::api::fdw::duckdb_relation(relid)
+        super::foreign_table::duckdb_relation(relid)
     }
 }
 

@@ -1,6 +1,6 @@
 //! Attachments inside one backend: SQLite and DuckDB files, every bad input, who may attach
 //! and use what, and the functions that would reach around attachments. (Remote servers,
-//! passwords and persistence across sessions are tested in pg_test/tests/attachments.rs.)
+//! passwords and persistence across sessions are tested in client_tests/tests/attachments.rs.)
 
 #[pgrx::pg_schema]
 mod tests {

@@ -1,7 +1,7 @@
 //! The built-in embedding model inside one backend: equal to the reference implementation
 //! (sentence-transformers) on the fixture, right on a retrieval task, the default model, used
 //! by the searches and auto_embed with no server, its threads, and its errors. Cancel, and
-//! embed_column (which commits), are tested client-side in pg_test/tests/builtin.rs.
+//! embed_column (which commits), are tested client-side in client_tests/tests/builtin.rs.
 
 #[pgrx::pg_schema]
 mod tests {

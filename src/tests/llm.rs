@@ -1,6 +1,6 @@
 //! The LLM client against the project's Ollama-compatible test server (real HTTP): every SQL
 //! function, both APIs, every fault, settings and the API key. Cancel and embed_column (which
-//! commits) are tested client-side in pg_test/tests/llm.rs.
+//! commits) are tested client-side in client_tests/tests/llm.rs.
 
 #[pgrx::pg_schema]
 pub mod tests {

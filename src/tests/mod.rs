@@ -1,6 +1,6 @@
 //! In-backend tests (`cargo pgrx test`): each `#[pg_test]` runs inside a transaction of a real
 //! PostgreSQL 18 backend with pgvector and llm_sql installed, against the real embedded DuckDB.
-//! Tests that need several sessions, login roles or outside servers live in `pg_test/`.
+//! Tests that need several sessions, login roles or outside servers live in `client_tests/`.
 
 mod ask;
 mod attach;

@@ -6,7 +6,7 @@
 mod tests {
     use std::time::Duration;
 
-    use crate::nl2sql::{guard, run, run_read_only, Engine};
+    use crate::nl2sql::{guard, run, run_read_only, RanIn};
     use crate::tests::outcome;
     use pgrx::prelude::*;
 
@@ -96,7 +96,7 @@ mod tests {
                 .sql(1001);
             let answer =
                 run(&query, 1000, LIMIT).unwrap_or_else(|e| panic!("{duckdb}: {}", e.message));
-            assert_eq!(answer.engine, Engine::DuckDb, "{sql}");
+            assert_eq!(answer.ran_in, RanIn::DuckDb, "{sql}");
             let postgres = run_read_only(&query.sql, 1000, LIMIT).unwrap();
             assert!(!postgres.rows.is_empty(), "{sql}");
             assert_eq!(answer.rows, postgres.rows, "{sql}\nDuckDB: {duckdb}");
@@ -105,8 +105,8 @@ mod tests {
         let query = guard::check("SELECT id FROM sales.orders ORDER BY id").unwrap();
         let capped = run(&query, 2, LIMIT).unwrap();
         assert_eq!(
-            (capped.engine, capped.rows.len(), capped.truncated),
-            (Engine::DuckDb, 2, true)
+            (capped.ran_in, capped.rows.len(), capped.truncated),
+            (RanIn::DuckDb, 2, true)
         );
         let query = guard::check("SELECT id FROM sales.orders ORDER BY id LIMIT 2").unwrap();
         let exact = run(&query, 2, LIMIT).unwrap();
@@ -159,7 +159,7 @@ mod tests {
         let query =
             guard::check("SELECT quantity / 2 AS half FROM sales.orders WHERE id = 3").unwrap();
         let answer = run(&query, 10, LIMIT).unwrap();
-        assert_eq!(answer.engine, Engine::Postgres);
+        assert_eq!(answer.ran_in, RanIn::Postgres);
         assert_eq!(answer.rows, vec![serde_json::json!({"half": 3})]);
     }
 
@@ -177,7 +177,7 @@ mod tests {
         let query = guard::check("SELECT id, name FROM sales.customers ORDER BY id").unwrap();
         assert!(query.duckdb.is_some());
         let answer = run(&query, 10, LIMIT).unwrap();
-        assert_eq!((answer.engine, answer.rows.len()), (Engine::DuckDb, 7));
+        assert_eq!((answer.ran_in, answer.rows.len()), (RanIn::DuckDb, 7));
         // A column without the privilege: not translated, and Postgres refuses it.
         for sql in [
             "SELECT id, city FROM sales.customers",

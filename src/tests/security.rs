@@ -1,5 +1,5 @@
 //! What a non-superuser can and cannot do through llm_sql (SET ROLE inside the test backend;
-//! login roles are covered in pg_test/).
+//! login roles are covered in client_tests/).
 
 #[pgrx::pg_schema]
 mod tests {

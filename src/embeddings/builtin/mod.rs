@@ -20,7 +20,7 @@ use std::time::Duration;
 use pgrx::PgSqlErrorCode;
 use rayon::ThreadPool;
 
-use crate::engine::interrupt::{cancel_requested, with_signals_blocked};
+use crate::threads::{cancel_requested, with_signals_blocked};
 use crate::error::{Error, Result};
 use crate::llm::Embeddings;
 use bert::Model;

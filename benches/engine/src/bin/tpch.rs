@@ -5,13 +5,10 @@
 //!
 //! Usage: tpch <port> <scale factor> <runs> <data prefix> <output.md>
 
-#[path = "../../../../pg_test/src/tpch.rs"]
-mod tpch;
-
 use std::time::Duration;
 
 use llm_sql_engine_bench::{connect, median, timed};
-use tpch::Source;
+use llm_sql_tpch::{self as tpch, Source};
 
 fn millis(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0

@@ -6,7 +6,7 @@
 use std::sync::{Arc, Mutex};
 use std::thread;
 
-use llm_sql_pg_test::*;
+use llm_sql_client_tests::*;
 
 /// A scratch database with llm_sql, and a superuser session in it whose notices are kept.
 fn scratch_database(name: &str) -> (Client, Arc<Mutex<Vec<String>>>) {
@@ -187,7 +187,7 @@ fn every_object_has_a_comment_internals_are_hidden_and_drop_extension_leaves_not
 
 /// pg_dump/pg_restore with the test cluster's own tools.
 fn pg_tool(tool: &str) -> std::process::Command {
-    let psql = std::env::var("LLM_SQL_TEST_PSQL").expect("run through pg_test/run");
+    let psql = std::env::var("LLM_SQL_TEST_PSQL").expect("run through client_tests/run");
     let dir = std::path::Path::new(&psql).parent().unwrap().to_path_buf();
     let mut command = std::process::Command::new(dir.join(tool));
     command.args([

@@ -1,17 +1,17 @@
-//! Test harness for client-side tests. `pg_test/run` starts a fresh PostgreSQL 18 cluster with
+//! Test harness for client-side tests. `client_tests/run` starts a fresh PostgreSQL 18 cluster with
 //! llm_sql installed and exports where it listens; these helpers connect to it.
 
-pub mod tpch;
+pub use llm_sql_tpch as tpch;
 
 use std::time::{Duration, Instant};
 
 pub use postgres::{Client, Error};
 
-/// A port pg_test/run exported (the test cluster's, the remote servers').
+/// A port client_tests/run exported (the test cluster's, the remote servers').
 pub fn env_port(name: &str) -> u16 {
     std::env::var(name)
         .unwrap_or_else(|_| {
-            panic!("{name} is not set: run the client tests through pg_test/run (or scripts/test)")
+            panic!("{name} is not set: run the client tests through client_tests/run (or scripts/test)")
         })
         .parse()
         .unwrap_or_else(|_| panic!("{name} is a port number"))
@@ -99,8 +99,8 @@ pub fn backend_pid(client: &mut Client) -> i32 {
         .get(0)
 }
 
-/// "SQLSTATE: message" of a failed statement (defined in `tpch`, which the benchmark also
-/// compiles on its own).
+/// "SQLSTATE: message" of a failed statement (defined in the TPC-H crate, which the benchmark
+/// shares).
 pub use tpch::describe;
 
 /// SQLSTATE of a failed statement.
@@ -212,7 +212,7 @@ pub fn silent_server() -> u16 {
 /// (`\bind`), as many drivers do, and a test can kill it to lose a client abruptly.
 pub fn psql(args: &[&str]) -> std::process::Command {
     let program = std::env::var("LLM_SQL_TEST_PSQL")
-        .expect("LLM_SQL_TEST_PSQL is not set: run the client tests through pg_test/run");
+        .expect("LLM_SQL_TEST_PSQL is not set: run the client tests through client_tests/run");
     let mut command = std::process::Command::new(program);
     command
         .args([

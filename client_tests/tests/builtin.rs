@@ -5,7 +5,7 @@
 use std::thread;
 use std::time::Duration;
 
-use llm_sql_pg_test::*;
+use llm_sql_client_tests::*;
 
 /// Nothing listens there: a call that needed the LLM server would fail.
 const NO_SERVER: &str =

@@ -174,38 +174,6 @@ unsafe extern "C-unwind" fn paths(
     }
 }
 
-/// The DuckDB relation a foreign table reads, when it is a foreign table of `llm_sql_fdw`.
-///
-/// # Safety
-/// Catalog lookups: call inside a transaction.
-pub unsafe fn duckdb_relation(relid: Oid) -> Option<String> {
-    unsafe {
-        let table = pg_sys::GetForeignTable(relid);
-        let server = pg_sys::GetForeignServer((*table).serverid);
-        let wrapper = pg_sys::GetForeignDataWrapper((*server).fdwid);
-        (CStr::from_ptr((*wrapper).fdwname) == c"llm_sql_fdw")
-            .then(|| relation_option(relid))
-            .flatten()
-    }
-}
-
-/// The foreign table's `relation` option.
-unsafe fn relation_option(foreigntableid: Oid) -> Option<String> {
-    unsafe {
-        let table = pg_sys::GetForeignTable(foreigntableid);
-        let options = pgrx::PgList::<pg_sys::DefElem>::from_pg((*table).options);
-        let found = options.iter_ptr().find_map(|def| {
-            let name = CStr::from_ptr((*def).defname);
-            (name == c"relation").then(|| {
-                CStr::from_ptr(pg_sys::defGetString(def))
-                    .to_string_lossy()
-                    .into_owned()
-            })
-        });
-        found
-    }
-}
-
 #[pg_guard]
 unsafe extern "C-unwind" fn plan(
     root: *mut pg_sys::PlannerInfo,
@@ -217,7 +185,7 @@ unsafe extern "C-unwind" fn plan(
     outer_plan: *mut pg_sys::Plan,
 ) -> *mut pg_sys::ForeignScan {
     unsafe {
-        let relation = relation_option(foreigntableid).unwrap_or_else(|| {
+        let relation = crate::pushdown::foreign_table::relation_option(foreigntableid).unwrap_or_else(|| {
             pgrx::error!("foreign table {foreigntableid:?} has no relation option")
         });
         let relid = (*baserel).relid;

@@ -15,9 +15,8 @@ use std::ffi::{c_char, CStr};
 use pgrx::pg_sys::{self, Datum, Oid};
 use pgrx::prelude::*;
 
-use super::query::required;
 use super::rows::{stop_running, stop_running_callback, RunningScan};
-use crate::error::{OrReport, Result};
+use crate::error::{required, OrReport, Result};
 
 static mut PREVIOUS_HOOK: pg_sys::set_rel_pathlist_hook_type = None;
 
@@ -233,7 +232,7 @@ unsafe extern "C-unwind" fn begin(
         let acl = pg_sys::object_aclcheck(
             pg_sys::ProcedureRelationId,
             funcid,
-            pg_sys::GetUserId(),
+            crate::run_as::current_user(),
             pg_sys::ACL_EXECUTE as _,
         );
         if acl != pg_sys::AclResult::ACLCHECK_OK {

@@ -1,5 +1,5 @@
-# The Ollama-compatible LLM test server (pg_test/src/bin/llm_test_server.rs). Sourced by
-# scripts/test and pg_test/run. Exports LLM_SQL_TEST_LLM_URL; both test suites read it.
+# The Ollama-compatible LLM test server (client_tests/src/bin/llm_test_server.rs). Sourced by
+# scripts/test and client_tests/run. Exports LLM_SQL_TEST_LLM_URL; both test suites read it.
 
 LLM_SERVER_PORT=${LLM_SQL_TEST_LLM_PORT:-54340}
 LLM_SERVER_PID=""
@@ -10,9 +10,9 @@ llm_server_up() { (exec 3<>"/dev/tcp/127.0.0.1/$LLM_SERVER_PORT") 2>/dev/null; }
 start_llm_server() {
   export LLM_SQL_TEST_LLM_URL="http://127.0.0.1:$LLM_SERVER_PORT"
   llm_server_up && return 0
-  cargo build --quiet --manifest-path pg_test/Cargo.toml --bin llm_test_server \
+  cargo build --quiet --manifest-path client_tests/Cargo.toml --bin llm_test_server \
     || die "could not build the LLM test server"
-  pg_test/target/debug/llm_test_server --port "$LLM_SERVER_PORT" >"$TEST_ROOT/llm_server.log" 2>&1 &
+  client_tests/target/debug/llm_test_server --port "$LLM_SERVER_PORT" >"$TEST_ROOT/llm_server.log" 2>&1 &
   LLM_SERVER_PID=$!
   for _ in $(seq 100); do llm_server_up && return 0; sleep 0.1; done
   die "the LLM test server did not start (see $TEST_ROOT/llm_server.log)"

@@ -1,65 +1,41 @@
 //! `llm_sql_pg_scan(token)`: a DuckDB table function whose rows come from a Postgres relation.
 //!
 //! Two sides, two threads:
-//! * DuckDB's side ([`scan_function`] and friends) runs on whatever thread DuckDB picks. It never
-//!   calls Postgres: it sends a [`Request`] to the backend thread and waits for a [`Batch`].
+//! * DuckDB's side ([`PgScan`], a [`TableFunction`]) runs on whatever thread DuckDB picks. It
+//!   never calls Postgres: it sends a [`Request`] to the backend thread and waits for a [`Batch`].
 //! * The backend side ([`serve_while`]) runs a blocking DuckDB call on a helper thread and, until
 //!   it returns, serves requests with SPI (a cursor per scan, as the current role), watches for
 //!   cancel requests, and catches every Postgres error: the error goes back to DuckDB as a
 //!   failed scan and is raised again, unchanged, once DuckDB has returned.
 //!
-//! No panic crosses the C boundary: each callback catches unwinding and reports an error.
+//! No panic crosses the C boundary: the table-function wrapper (`crate::engine::table_function`)
+//! catches unwinding and reports an error.
 
 use std::collections::HashMap;
-use std::ffi::{c_void, CString};
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::ffi::{CStr, CString};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use duckdb::ffi;
 use pgrx::pg_sys::panic::CaughtError;
 use pgrx::pg_sys::PgTryBuilder;
 use pgrx::prelude::*;
 
 use crate::engine::ffi::{Connection, InterruptTarget};
-use crate::engine::interrupt::{cancel_requested, with_signals_blocked};
+use crate::engine::table_function::{self, ColumnType, Output, TableFunction};
 use crate::error::{Error, Result};
+use crate::threads::{cancel_requested, with_signals_blocked};
 
 /// Rows per batch: one DuckDB vector.
 const BATCH_ROWS: usize = 2048;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Transport {
-    Bool,
-    I16,
-    I32,
-    I64,
-    F32,
-    F64,
-    Text,
-}
-
-impl Transport {
-    fn duck_type(self) -> ffi::duckdb_type {
-        match self {
-            Transport::Bool => ffi::DUCKDB_TYPE_DUCKDB_TYPE_BOOLEAN,
-            Transport::I16 => ffi::DUCKDB_TYPE_DUCKDB_TYPE_SMALLINT,
-            Transport::I32 => ffi::DUCKDB_TYPE_DUCKDB_TYPE_INTEGER,
-            Transport::I64 => ffi::DUCKDB_TYPE_DUCKDB_TYPE_BIGINT,
-            Transport::F32 => ffi::DUCKDB_TYPE_DUCKDB_TYPE_FLOAT,
-            Transport::F64 => ffi::DUCKDB_TYPE_DUCKDB_TYPE_DOUBLE,
-            Transport::Text => ffi::DUCKDB_TYPE_DUCKDB_TYPE_VARCHAR,
-        }
-    }
-}
 
 pub struct ColumnSpec {
     pub name: String,
     /// Postgres expression fetched for this column.
     pub fetch: String,
-    pub transport: Transport,
+    /// The type the values cross into DuckDB in.
+    pub transport: ColumnType,
     /// DuckDB expression over `$c` that the `pg` view shows.
     pub view_expr: String,
     /// For numeric columns DuckDB reads as DECIMAL(38, scale) although Postgres allows more:
@@ -180,47 +156,21 @@ static NEXT_CALL: AtomicU64 = AtomicU64::new(1);
 /// Registers `llm_sql_pg_scan(BIGINT)` on a new DuckDB instance.
 pub fn register(conn: &Connection) -> Result<()> {
     requests();
-    // SAFETY: builds and registers a table function with valid callbacks; the function object
-    // is destroyed after registration (DuckDB keeps its own copy).
-    unsafe {
-        let mut function = ffi::duckdb_create_table_function();
-        ffi::duckdb_table_function_set_name(function, c"llm_sql_pg_scan".as_ptr());
-        let mut bigint = ffi::duckdb_create_logical_type(ffi::DUCKDB_TYPE_DUCKDB_TYPE_BIGINT);
-        ffi::duckdb_table_function_add_parameter(function, bigint);
-        ffi::duckdb_destroy_logical_type(&mut bigint);
-        ffi::duckdb_table_function_set_bind(function, Some(bind));
-        ffi::duckdb_table_function_set_init(function, Some(init));
-        ffi::duckdb_table_function_set_function(function, Some(scan_function));
-        ffi::duckdb_table_function_supports_projection_pushdown(function, true);
-        let state = ffi::duckdb_register_table_function(conn.raw(), function);
-        ffi::duckdb_destroy_table_function(&mut function);
-        if state != ffi::DuckDBSuccess {
-            return Err(Error::internal(
-                "could not register llm_sql_pg_scan in DuckDB",
-            ));
-        }
-    }
+    table_function::register::<PgScan>(conn)?;
     Ok(())
 }
 
-unsafe extern "C" fn drop_arc<T>(data: *mut c_void) {
-    // SAFETY: `data` came from Arc::into_raw of the same type.
-    drop(unsafe { Arc::from_raw(data as *const T) });
-}
+/// `llm_sql_pg_scan(token)`, the table function.
+struct PgScan;
 
-fn c_message(message: &str) -> CString {
-    CString::new(message.replace('\0', " ")).unwrap_or_default()
-}
+impl TableFunction for PgScan {
+    const NAME: &'static CStr = c"llm_sql_pg_scan";
+    const BIGINT_ARGUMENTS: usize = 1;
+    type Bound = (u64, Arc<ScanSpec>);
+    type Scan = Arc<ScanState>;
 
-unsafe extern "C" fn bind(info: ffi::duckdb_bind_info) {
-    let result = catch_unwind(AssertUnwindSafe(|| -> std::result::Result<(), String> {
-        // SAFETY: parameter 0 is the BIGINT token.
-        let token = unsafe {
-            let mut value = ffi::duckdb_bind_get_parameter(info, 0);
-            let token = ffi::duckdb_get_int64(value);
-            ffi::duckdb_destroy_value(&mut value);
-            token as u64
-        };
+    fn bind(arguments: &[i64]) -> std::result::Result<(Vec<(String, ColumnType)>, Self::Bound), String> {
+        let token = arguments[0] as u64;
         let spec = specs()
             .lock()
             .ok()
@@ -228,105 +178,37 @@ unsafe extern "C" fn bind(info: ffi::duckdb_bind_info) {
             .ok_or_else(|| {
                 "this llm_sql_pg_scan has expired: read local tables as pg.<schema>.<table> in the statement itself".to_string()
             })?;
-        for column in &spec.columns {
-            let name = c_message(&column.name);
-            // SAFETY: a fresh logical type, destroyed after DuckDB copied it.
-            unsafe {
-                let mut t = ffi::duckdb_create_logical_type(column.transport.duck_type());
-                ffi::duckdb_bind_add_result_column(info, name.as_ptr(), t);
-                ffi::duckdb_destroy_logical_type(&mut t);
-            }
-        }
-        let raw = Arc::into_raw(Arc::new((token, spec))) as *mut c_void;
-        // SAFETY: DuckDB owns the bind data and frees it with drop_arc.
-        unsafe {
-            ffi::duckdb_bind_set_bind_data(info, raw, Some(drop_arc::<(u64, Arc<ScanSpec>)>))
-        };
-        Ok(())
-    }));
-    let error = match result {
-        Ok(Ok(())) => return,
-        Ok(Err(message)) => message,
-        Err(_) => "llm_sql_pg_scan: internal error while binding".to_string(),
-    };
-    let message = c_message(&error);
-    // SAFETY: reports the error to DuckDB, which copies the message.
-    unsafe { ffi::duckdb_bind_set_error(info, message.as_ptr()) };
-}
+        let columns = spec
+            .columns
+            .iter()
+            .map(|c| (c.name.clone(), c.transport))
+            .collect();
+        Ok((columns, (token, spec)))
+    }
 
-unsafe extern "C" fn init(info: ffi::duckdb_init_info) {
-    let result = catch_unwind(AssertUnwindSafe(|| {
-        // SAFETY: the bind data set in `bind`.
-        let (token, spec) = unsafe {
-            let raw = ffi::duckdb_init_get_bind_data(info) as *const (u64, Arc<ScanSpec>);
-            ((*raw).0, Arc::clone(&(*raw).1))
-        };
-        // SAFETY: plain reads of the projection DuckDB asks for.
-        let projection = unsafe {
-            (0..ffi::duckdb_init_get_column_count(info))
-                .map(|i| {
-                    let index = ffi::duckdb_init_get_column_index(info, i) as usize;
-                    (index < spec.columns.len()).then_some(index)
-                })
-                .collect()
-        };
-        let state = ScanState {
-            token,
-            spec,
+    fn init(
+        (token, spec): &Self::Bound,
+        projection: Vec<Option<usize>>,
+    ) -> std::result::Result<Self::Scan, String> {
+        Ok(Arc::new(ScanState {
+            token: *token,
+            spec: Arc::clone(spec),
             projection,
             id: NEXT_SCAN.fetch_add(1, Ordering::Relaxed),
             finished: AtomicBool::new(false),
-        };
-        // SAFETY: one thread reads a cursor in order; DuckDB owns the init data.
-        unsafe {
-            ffi::duckdb_init_set_max_threads(info, 1);
-            ffi::duckdb_init_set_init_data(
-                info,
-                Arc::into_raw(Arc::new(state)) as *mut c_void,
-                Some(drop_arc::<ScanState>),
-            );
-        }
-    }));
-    if result.is_err() {
-        let message = c_message("llm_sql_pg_scan: internal error while starting the scan");
-        // SAFETY: reports the error to DuckDB.
-        unsafe { ffi::duckdb_init_set_error(info, message.as_ptr()) };
+        }))
     }
-}
 
-unsafe extern "C" fn scan_function(
-    info: ffi::duckdb_function_info,
-    output: ffi::duckdb_data_chunk,
-) {
-    let result = catch_unwind(AssertUnwindSafe(|| -> std::result::Result<(), String> {
-        // SAFETY: the init data set in `init`.
-        let state = unsafe {
-            let raw = ffi::duckdb_function_get_init_data(info) as *const ScanState;
-            Arc::increment_strong_count(raw);
-            Arc::from_raw(raw)
-        };
+    fn scan(state: &Self::Scan, out: &mut Output) -> std::result::Result<(), String> {
         if state.finished.load(Ordering::SeqCst) {
-            // SAFETY: an empty chunk ends the scan.
-            unsafe { ffi::duckdb_data_chunk_set_size(output, 0) };
-            return Ok(());
+            return out.set_len(0);
         }
-        let batch = fetch_from_backend(&state)?;
+        let batch = fetch_from_backend(state)?;
         if batch.len == 0 {
             state.finished.store(true, Ordering::SeqCst);
         }
-        // SAFETY: the chunk has one vector per projected column, of the bound types, with
-        // room for BATCH_ROWS rows.
-        unsafe { write_batch(&batch, output) };
-        Ok(())
-    }));
-    let error = match result {
-        Ok(Ok(())) => return,
-        Ok(Err(message)) => message,
-        Err(_) => "llm_sql_pg_scan: internal error while scanning".to_string(),
-    };
-    let message = c_message(&error);
-    // SAFETY: reports the error to DuckDB.
-    unsafe { ffi::duckdb_function_set_error(info, message.as_ptr()) };
+        write_batch(&batch, out)
+    }
 }
 
 /// Asks the backend thread for the next batch and waits for it (giving up when the statement
@@ -359,66 +241,23 @@ fn fetch_from_backend(state: &Arc<ScanState>) -> std::result::Result<Batch, Stri
 }
 
 /// Copies a batch into DuckDB's output chunk.
-///
-/// # Safety
-/// `output` must have one vector per column of `batch`, of the matching types.
-unsafe fn write_batch(batch: &Batch, output: ffi::duckdb_data_chunk) {
+fn write_batch(batch: &Batch, out: &mut Output) -> std::result::Result<(), String> {
     for (c, values) in batch.columns.iter().enumerate() {
-        // SAFETY: see the function's contract.
-        unsafe {
-            let vector = ffi::duckdb_data_chunk_get_vector(output, c as u64);
-            macro_rules! fixed {
-                ($values:expr, $t:ty) => {{
-                    let data = ffi::duckdb_vector_get_data(vector) as *mut $t;
-                    for (row, value) in $values.iter().enumerate() {
-                        match value {
-                            Some(v) => *data.add(row) = *v,
-                            None => set_null(vector, row),
-                        }
-                    }
-                }};
-            }
-            match values {
-                Values::Bool(v) => fixed!(v, bool),
-                Values::I16(v) => fixed!(v, i16),
-                Values::I32(v) => fixed!(v, i32),
-                Values::I64(v) => fixed!(v, i64),
-                Values::F32(v) => fixed!(v, f32),
-                Values::F64(v) => fixed!(v, f64),
-                Values::Text(v) => {
-                    for (row, value) in v.iter().enumerate() {
-                        match value {
-                            Some(s) => ffi::duckdb_vector_assign_string_element_len(
-                                vector,
-                                row as u64,
-                                s.as_ptr().cast(),
-                                s.len() as u64,
-                            ),
-                            None => set_null(vector, row),
-                        }
-                    }
-                }
-                Values::RowId => {
-                    let data = ffi::duckdb_vector_get_data(vector) as *mut i64;
-                    for row in 0..batch.len {
-                        *data.add(row) = row as i64;
-                    }
-                }
+        match values {
+            Values::Bool(v) => out.write(c, v)?,
+            Values::I16(v) => out.write(c, v)?,
+            Values::I32(v) => out.write(c, v)?,
+            Values::I64(v) => out.write(c, v)?,
+            Values::F32(v) => out.write(c, v)?,
+            Values::F64(v) => out.write(c, v)?,
+            Values::Text(v) => out.write_text(c, v)?,
+            Values::RowId => {
+                let numbers: Vec<Option<i64>> = (0..batch.len as i64).map(Some).collect();
+                out.write(c, &numbers)?
             }
         }
     }
-    // SAFETY: batch.len <= BATCH_ROWS, the chunk's capacity.
-    unsafe { ffi::duckdb_data_chunk_set_size(output, batch.len as u64) };
-}
-
-/// # Safety
-/// `vector` must be a writable output vector with a row `row`.
-unsafe fn set_null(vector: ffi::duckdb_vector, row: usize) {
-    // SAFETY: see the function's contract.
-    unsafe {
-        ffi::duckdb_vector_ensure_validity_writable(vector);
-        ffi::duckdb_validity_set_row_invalid(ffi::duckdb_vector_get_validity(vector), row as u64);
-    }
+    out.set_len(batch.len)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -574,13 +413,13 @@ fn fetch_batch(state: &ScanState) -> Batch {
             .iter()
             .map(|p| match p.map(|i| spec.columns[i].transport) {
                 None => Values::RowId,
-                Some(Transport::Bool) => Values::Bool(Vec::new()),
-                Some(Transport::I16) => Values::I16(Vec::new()),
-                Some(Transport::I32) => Values::I32(Vec::new()),
-                Some(Transport::I64) => Values::I64(Vec::new()),
-                Some(Transport::F32) => Values::F32(Vec::new()),
-                Some(Transport::F64) => Values::F64(Vec::new()),
-                Some(Transport::Text) => Values::Text(Vec::new()),
+                Some(ColumnType::Bool) => Values::Bool(Vec::new()),
+                Some(ColumnType::SmallInt) => Values::I16(Vec::new()),
+                Some(ColumnType::Integer) => Values::I32(Vec::new()),
+                Some(ColumnType::BigInt) => Values::I64(Vec::new()),
+                Some(ColumnType::Float) => Values::F32(Vec::new()),
+                Some(ColumnType::Double) => Values::F64(Vec::new()),
+                Some(ColumnType::Varchar) => Values::Text(Vec::new()),
             })
             .collect();
         let mut len = 0;

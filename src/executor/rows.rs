@@ -7,7 +7,7 @@ use pgrx::PgSqlErrorCode;
 
 use crate::engine::convert::{ensure_supported, write_json, Converter};
 use crate::engine::ffi::Vector;
-use crate::engine::run::{Column, RowStream};
+use crate::session::run::{Column, RowStream};
 use crate::engine::types::{DuckType, PgType};
 use crate::error::{Error, Result};
 

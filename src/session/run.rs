@@ -4,11 +4,15 @@
 
 use pgrx::PgSqlErrorCode;
 
-use super::ffi::{DataChunk, DuckError, Param, Prepared, QueryResult, Statements, Vector};
-use super::interrupt::interruptible;
-use super::types::DuckType;
-use super::{security, Session};
-use crate::error::{DuckClass, Error, Result};
+use super::Session;
+use crate::engine::errors::DuckClass;
+use crate::engine::ffi::{
+    DataChunk, DuckError, Param, Prepared, QueryResult, Statements, Vector,
+};
+use crate::engine::interrupt::interruptible;
+use crate::engine::security;
+use crate::engine::types::DuckType;
+use crate::error::{Error, Result};
 use crate::local::LocalScans;
 
 /// Name and type of a result column.
@@ -45,14 +49,14 @@ fn check_sql_text(sql: &str) -> Result<()> {
 fn call<T>(session: &Session, f: impl FnOnce() -> Result<T, DuckError>) -> Result<T> {
     let target = session.conn().interrupt_target();
     let outcome = if session.serving_local_scans.get() {
-        crate::local::scan::serve_while(target, f)
+        crate::local::pg_scan::serve_while(target, f)
     } else {
         interruptible(target, f)
     };
     outcome.map_err(|error| {
         pgrx::check_for_interrupts!();
         if DuckClass::of(&error) == DuckClass::Fatal {
-            super::discard(&session.engine);
+            super::discard(&session.instance);
         }
         Error::from(error)
     })
@@ -67,7 +71,7 @@ fn prepare_checked(
 ) -> Result<Prepared> {
     // Checked before binding: binding can already touch files and remote servers (read_csv
     // sniffs its file, a scanner connects).
-    security::check_statement(session.engine.profile, statements.statement_type(index))?;
+    security::check_statement(session.instance.profile, statements.statement_type(index))?;
     let prepared = call(session, || statements.prepare(index))?;
     let mut bound = Vec::new();
     for name in prepared.parameter_names() {
@@ -126,7 +130,7 @@ fn next_chunk(session: &Session, result: &mut QueryResult) -> Result<Option<Data
 /// Runs a statement to the end, discarding rows; returns the rows it changed.
 fn run_to_end(session: &Session, prepared: &Prepared) -> Result<u64> {
     let mut result = call(session, || prepared.execute_streaming())?;
-    if result.return_type() == duckdb::ffi::duckdb_result_type_DUCKDB_RESULT_TYPE_CHANGED_ROWS {
+    if result.counts_changed_rows() {
         // INSERT/UPDATE/DELETE/COPY return one BIGINT row with the count.
         if let Some(chunk) = next_chunk(session, &mut result)? {
             let count = chunk.column(0);
@@ -147,13 +151,13 @@ fn parse<'s>(session: &'s Session, sql: &str) -> Result<(Statements<'s>, LocalSc
     check_sql_text(sql)?;
     // One parse into DuckDB's syntax tree serves the search for local tables (SQL that mentions
     // `pg`) and, for non-superusers, naming an attachment the role may not use.
-    let profile = session.engine.profile;
+    let profile = session.instance.profile;
     let tree = if profile != security::Profile::Superuser || crate::local::mentions_catalog(sql) {
         security::syntax_tree(session.conn(), sql)?
     } else {
         None
     };
-    crate::attach::check_references(&session.engine, &security::catalogs(tree.as_ref()))?;
+    crate::attach::check_references(&session.instance.attached_aliases(), &security::catalogs(tree.as_ref()))?;
     let local = crate::local::prepare(session.conn(), tree.as_ref())?;
     session.serving_local_scans.set(!local.is_empty());
     let statements = call(session, || session.conn().extract(sql))?;

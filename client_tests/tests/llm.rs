@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use llm_sql_pg_test::*;
+use llm_sql_client_tests::*;
 
 fn use_server(client: &mut Client, options: &str) {
     client

@@ -4,7 +4,7 @@
 use std::thread;
 use std::time::{Duration, Instant};
 
-use llm_sql_pg_test::*;
+use llm_sql_client_tests::*;
 
 #[test]
 fn each_backend_has_its_own_duckdb() {

@@ -1,5 +1,5 @@
-//! TPC-H through llm_sql, shared by the SF0.1 equality test (`pg_test/tests/tpch.rs`) and the
-//! benchmark (`benches/engine/src/bin/tpch.rs`, which includes this file).
+//! TPC-H through llm_sql, shared by the SF0.1 equality test (`client_tests/tests/tpch.rs`) and the
+//! benchmark (`benches/engine/src/bin/tpch.rs`), which both depend on this crate.
 //!
 //! Data comes from DuckDB's own `tpch` extension (`CALL dbgen`) in the backend's DuckDB, is
 //! written as Parquet files and loaded into Postgres tables with primary keys and foreign-key

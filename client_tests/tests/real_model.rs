@@ -1,12 +1,12 @@
 //! ask and the chat functions against a real language model: llama.cpp's llama-server with the
-//! pinned Qwen2.5-Coder-1.5B weights (scripts/llm-server, started by pg_test/run, which sets
+//! pinned Qwen2.5-Coder-1.5B weights (scripts/llm-server, started by client_tests/run, which sets
 //! LLM_SQL_REAL_LLM_URL and LLM_SQL_REAL_LLM_MODEL), over its OpenAI-compatible API, at
 //! temperature 0. The questions are ones this model answers right through ask: a change that
 //! breaks the prompt, the extraction, the value lookup or the OpenAI path turns them wrong.
 
 use std::sync::Mutex;
 
-use llm_sql_pg_test::*;
+use llm_sql_client_tests::*;
 
 /// One test at a time: the server's answers then depend only on what this file asked before
 /// (requests in parallel share its slots and prompt cache in whatever order they arrive).
@@ -14,7 +14,7 @@ static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 fn real_server() -> (String, String) {
     let url = std::env::var("LLM_SQL_REAL_LLM_URL")
-        .expect("LLM_SQL_REAL_LLM_URL is not set: run these tests through pg_test/run");
+        .expect("LLM_SQL_REAL_LLM_URL is not set: run these tests through client_tests/run");
     let model = std::env::var("LLM_SQL_REAL_LLM_MODEL").expect("LLM_SQL_REAL_LLM_MODEL is not set");
     (url, model)
 }

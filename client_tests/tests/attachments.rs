@@ -1,10 +1,10 @@
 //! Attachments across sessions and against real servers: a second PostgreSQL 18 cluster and a
-//! MariaDB server that pg_test/run starts on 127.0.0.1, plus SQLite files.
+//! MariaDB server that client_tests/run starts on 127.0.0.1, plus SQLite files.
 
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use llm_sql_pg_test::*;
+use llm_sql_client_tests::*;
 
 const REMOTE_PG_PASSWORD: &str = "r3m0te'pa;ss";
 const MYSQL_PASSWORD: &str = "my;p@ss'w";
@@ -251,7 +251,7 @@ fn attach_timeout_bounds_a_server_that_never_answers() {
 
 /// A SQLite file written through DuckDB by the superuser.
 fn sqlite_file(su: &mut Client, name: &str, rows: i64) -> String {
-    let path = format!("/tmp/llm_sql_pg_test_{}_{name}", std::process::id());
+    let path = format!("/tmp/llm_sql_client_tests_{}_{name}", std::process::id());
     let _ = std::fs::remove_file(&path);
     su.batch_execute(&format!(
         "SELECT llm_sql.execute($d$LOAD sqlite; ATTACH '{path}' AS mk (TYPE sqlite);
@@ -371,7 +371,7 @@ fn seed_scenario_joins_postgres_mysql_and_sqlite_in_one_query() {
              FROM range(1, 1501) t(o)$d$)",
     )
     .unwrap();
-    let cache = format!("/tmp/llm_sql_pg_test_{}_cache.sqlite", std::process::id());
+    let cache = format!("/tmp/llm_sql_client_tests_{}_cache.sqlite", std::process::id());
     let _ = std::fs::remove_file(&cache);
     su.batch_execute(&format!(
         "SELECT llm_sql.execute($d$LOAD sqlite; ATTACH '{cache}' AS mk (TYPE sqlite);

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use llm_sql_pg_test::*;
+use llm_sql_client_tests::*;
 
 const PASSWORD: &str = "attacker-pw";
 

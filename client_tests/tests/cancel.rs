@@ -4,7 +4,7 @@
 use std::thread;
 use std::time::{Duration, Instant};
 
-use llm_sql_pg_test::*;
+use llm_sql_client_tests::*;
 
 #[test]
 fn cancel_stops_a_long_duckdb_aggregate_within_a_second() {

@@ -1,8 +1,8 @@
 //! `ALTER EXTENSION llm_sql UPDATE` from each earlier release (0.1.0 and 0.2.0, whose install
-//! scripts pg_test/run installs from pg_test/fixtures) gives the same objects as a fresh
+//! scripts client_tests/run installs from client_tests/fixtures) gives the same objects as a fresh
 //! install, and keeps the data that was there.
 
-use llm_sql_pg_test::*;
+use llm_sql_client_tests::*;
 
 /// Every object of the extension in `database`, with what defines it, one sorted line each.
 fn described(database: &str) -> Vec<String> {

@@ -1,4 +1,4 @@
-# Outside servers for the attachment tests, started on 127.0.0.1 by pg_test/run:
+# Outside servers for the attachment tests, started on 127.0.0.1 by client_tests/run:
 # a second PostgreSQL 18 cluster and a MariaDB server (Debian's mariadb-server). Sourced.
 # Exports LLM_SQL_REMOTE_PG_PORT and LLM_SQL_MYSQL_PORT; the tests know the fixed credentials.
 

@@ -2,8 +2,8 @@
 //! DuckDB over the Postgres tables (through `pg`) and DuckDB over Parquet files return the rows
 //! Postgres returns (numbers within a relative 1e-9: DuckDB's avg of DECIMAL is a double).
 
-use llm_sql_pg_test::superuser;
-use llm_sql_pg_test::tpch::{self, Source};
+use llm_sql_client_tests::superuser;
+use llm_sql_client_tests::tpch::{self, Source};
 
 #[test]
 fn tpch_sf01_gives_the_same_rows_in_postgres_and_both_duckdb_sources() {
@@ -13,7 +13,7 @@ fn tpch_sf01_gives_the_same_rows_in_postgres_and_both_duckdb_sources() {
         .batch_execute("DROP DATABASE IF EXISTS llm_sql_tpch")
         .unwrap();
     admin.batch_execute("CREATE DATABASE llm_sql_tpch").unwrap();
-    let mut client = llm_sql_pg_test::superuser_config()
+    let mut client = llm_sql_client_tests::superuser_config()
         .dbname("llm_sql_tpch")
         .connect(postgres::NoTls)
         .unwrap();
