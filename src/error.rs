@@ -7,7 +7,6 @@
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::{PgLogLevel, PgSqlErrorCode};
 
-
 #[derive(Debug, Clone)]
 pub struct Error {
     pub code: PgSqlErrorCode,

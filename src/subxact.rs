@@ -142,11 +142,35 @@ fn as_error(caught: &CaughtError) -> Option<Error> {
 
 // Postgres's timeout API (utils/timeout.h), which pgrx does not bind.
 const STATEMENT_TIMEOUT: c_int = 3;
-unsafe extern "C-unwind" {
-    fn enable_timeout_at(id: c_int, fin_time: pg_sys::TimestampTz);
-    fn disable_timeout(id: c_int, keep_indicator: bool);
-    fn get_timeout_active(id: c_int) -> bool;
-    fn get_timeout_finish_time(id: c_int) -> pg_sys::TimestampTz;
+mod timeout_h {
+    use super::{c_int, pg_sys};
+    unsafe extern "C-unwind" {
+        pub fn enable_timeout_at(id: c_int, fin_time: pg_sys::TimestampTz);
+        pub fn disable_timeout(id: c_int, keep_indicator: bool);
+        pub fn get_timeout_active(id: c_int) -> bool;
+        pub fn get_timeout_finish_time(id: c_int) -> pg_sys::TimestampTz;
+    }
+}
+
+// Called the way pgrx calls its own bindings: an ERROR inside becomes a Rust panic here.
+#[allow(ffi_unwind_calls, reason = "guarded by pg_guard_ffi_boundary")]
+unsafe fn enable_timeout_at(id: c_int, fin_time: pg_sys::TimestampTz) {
+    unsafe { pg_sys::ffi::pg_guard_ffi_boundary(|| timeout_h::enable_timeout_at(id, fin_time)) }
+}
+
+#[allow(ffi_unwind_calls, reason = "guarded by pg_guard_ffi_boundary")]
+unsafe fn disable_timeout(id: c_int, keep_indicator: bool) {
+    unsafe { pg_sys::ffi::pg_guard_ffi_boundary(|| timeout_h::disable_timeout(id, keep_indicator)) }
+}
+
+#[allow(ffi_unwind_calls, reason = "guarded by pg_guard_ffi_boundary")]
+unsafe fn get_timeout_active(id: c_int) -> bool {
+    unsafe { pg_sys::ffi::pg_guard_ffi_boundary(|| timeout_h::get_timeout_active(id)) }
+}
+
+#[allow(ffi_unwind_calls, reason = "guarded by pg_guard_ffi_boundary")]
+unsafe fn get_timeout_finish_time(id: c_int) -> pg_sys::TimestampTz {
+    unsafe { pg_sys::ffi::pg_guard_ffi_boundary(|| timeout_h::get_timeout_finish_time(id)) }
 }
 
 thread_local! {

@@ -371,7 +371,10 @@ fn seed_scenario_joins_postgres_mysql_and_sqlite_in_one_query() {
              FROM range(1, 1501) t(o)$d$)",
     )
     .unwrap();
-    let cache = format!("/tmp/llm_sql_client_tests_{}_cache.sqlite", std::process::id());
+    let cache = format!(
+        "/tmp/llm_sql_client_tests_{}_cache.sqlite",
+        std::process::id()
+    );
     let _ = std::fs::remove_file(&cache);
     su.batch_execute(&format!(
         "SELECT llm_sql.execute($d$LOAD sqlite; ATTACH '{cache}' AS mk (TYPE sqlite);

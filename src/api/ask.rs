@@ -11,10 +11,10 @@ use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode;
 use serde_json::Value;
 
-use crate::run_as::as_extension_owner;
 use crate::error::{Error, OrReport, Result};
 use crate::llm;
 use crate::nl2sql::ask::{self, Options};
+use crate::run_as::as_extension_owner;
 
 fn full(question: &str, options: Option<JsonB>, execute: bool) -> Result<Value> {
     let options = Options::parse(options.as_ref().map(|o| &o.0))?;

@@ -13,12 +13,12 @@ use pgrx::prelude::*;
 use pgrx::JsonB;
 
 use super::query::column_definitions;
-use crate::error::required;
 use crate::attach::{self, dsn};
-use crate::session::attachments;
+use crate::error::required;
 use crate::error::{Error, OrReport, Result};
 use crate::quote;
 use crate::quote::pg_literal as quote_literal;
+use crate::session::attachments;
 
 #[pg_extern(
     volatile,

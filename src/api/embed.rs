@@ -9,8 +9,8 @@ use pgrx::datum::JsonB;
 use pgrx::pg_sys::{self, Oid};
 use pgrx::prelude::*;
 
-use crate::error::required;
 use crate::embeddings::{backfill, queue, search};
+use crate::error::required;
 use crate::error::{Error, OrReport, Result};
 use crate::procedure::Transactions;
 

@@ -5,13 +5,13 @@ use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode;
 
 use super::params;
-use crate::executor::rows::{unique_names, RowShape};
-use crate::executor::srf::Materialize;
 use crate::engine::convert::Converter;
 use crate::engine::ffi::Vector;
-use crate::session::run::{self, RowStream};
 use crate::error::{required, Error, OrReport, Result};
+use crate::executor::rows::{unique_names, RowShape};
+use crate::executor::srf::Materialize;
 use crate::quote;
+use crate::session::run::{self, RowStream};
 
 /// Runs `sql` and stores its rows in a tuplestore, as llm_sql.query rows (`json = false`) or
 /// llm_sql.query_json rows. (In FROM, the streaming scan in `executor::duckdb_scan` usually runs instead.)

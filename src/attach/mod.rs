@@ -333,4 +333,3 @@ fn scrubbed(mut error: Error, password: Option<&str>) -> Error {
     error.detail = error.detail.map(|d| dsn::scrub(&d, password));
     error
 }
-

@@ -22,10 +22,10 @@ use std::cell::{Cell, RefCell};
 use std::time::Instant;
 
 use super::{vector, Columns, PendingBatch, HAS_TEXT};
-use crate::run_as::as_extension_owner;
 use crate::error::{Error, Result};
 use crate::plans;
 use crate::procedure::Transactions;
+use crate::run_as::as_extension_owner;
 use crate::subxact::{self, OnSuccess};
 
 const TEXT: PgOid = PgOid::BuiltIn(pg_sys::PgBuiltInOids::TEXTOID);

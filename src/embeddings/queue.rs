@@ -19,11 +19,11 @@ use pgrx::PgSqlErrorCode;
 use serde_json::Value;
 
 use super::{backfill, Columns, HAS_TEXT};
-use crate::run_as::as_extension_owner;
 use crate::error::{Error, Result};
 use crate::procedure::Transactions;
 use crate::quote::ident;
 use crate::quote::pg_literal as literal;
+use crate::run_as::as_extension_owner;
 use crate::run_as::{current_user, run_as};
 use crate::subxact::{self, OnSuccess};
 

@@ -465,8 +465,8 @@ impl QueryResult {
     /// True when the result is the count of rows a statement changed (INSERT, UPDATE, ...).
     pub fn counts_changed_rows(&self) -> bool {
         // SAFETY: valid result.
-        unsafe { ffi::duckdb_result_return_type(self.raw) }
-            == ffi::duckdb_result_type_DUCKDB_RESULT_TYPE_CHANGED_ROWS
+        let kind = unsafe { ffi::duckdb_result_return_type(self.raw) };
+        kind == ffi::duckdb_result_type_DUCKDB_RESULT_TYPE_CHANGED_ROWS
     }
 
     /// The next chunk of rows, `None` at the end. A failure while producing rows (a cast error,

@@ -215,11 +215,10 @@ pub fn withdraw_functions(conn: &Connection, profile: Profile) -> Result<()> {
         .collect::<Vec<_>>()
         .join(" OR ");
     let found = conn.query_strings(&format!(
-            "SELECT DISTINCT function_type || ':' || function_name FROM duckdb_functions() \
+        "SELECT DISTINCT function_type || ':' || function_name FROM duckdb_functions() \
               WHERE database_name = 'system' AND function_type IN ('table', 'scalar') \
                 AND (function_name IN ({names}) OR (function_type = 'table' AND ({prefixes})))"
-        ),
-    )?;
+    ))?;
     for entry in found.into_iter().flatten() {
         if let Some((kind, name)) = entry.split_once(':') {
             conn.withdraw_function(name, kind == "table")?;
@@ -234,10 +233,9 @@ pub fn withdraw_functions(conn: &Connection, profile: Profile) -> Result<()> {
 /// decision (the statement types and withdrawn functions above are DuckDB's own checks).
 pub fn syntax_tree(conn: &Connection, sql: &str) -> Result<Option<serde_json::Value>> {
     let serialized = conn.query_strings(&format!(
-            "SELECT json_serialize_sql({})",
-            crate::quote::duck_literal(sql)
-        ),
-    )?;
+        "SELECT json_serialize_sql({})",
+        crate::quote::duck_literal(sql)
+    ))?;
     Ok(serialized
         .first()
         .and_then(|v| v.as_deref())

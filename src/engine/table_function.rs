@@ -61,6 +61,9 @@ macro_rules! fixed {
 }
 fixed!(bool => Bool, i16 => SmallInt, i32 => Integer, i64 => BigInt, f32 => Float, f64 => Double);
 
+/// A table function's result columns, in order: name and type.
+pub type Columns = Vec<(String, ColumnType)>;
+
 /// A table function: `NAME(BIGINT, ...)` returning the columns `bind` names.
 ///
 /// Every scan runs on one thread (its rows come in order), and DuckDB pushes the projection
@@ -75,7 +78,7 @@ pub trait TableFunction {
     type Scan: Send + Sync + 'static;
 
     /// The result columns (name, type) for these arguments, and the call's data.
-    fn bind(arguments: &[i64]) -> Result<(Vec<(String, ColumnType)>, Self::Bound), String>;
+    fn bind(arguments: &[i64]) -> Result<(Columns, Self::Bound), String>;
     /// Starts a scan that reads `projection`: indexes into the bound columns, `None` for
     /// DuckDB's row id (a BIGINT).
     fn init(bound: &Self::Bound, projection: Vec<Option<usize>>) -> Result<Self::Scan, String>;
@@ -128,7 +131,10 @@ fn c_text(text: &str) -> CString {
 }
 
 /// Runs a callback's body: `Some(message)` when it failed or panicked, for DuckDB's error.
-fn guarded<F: TableFunction>(stage: &str, body: impl FnOnce() -> Result<(), String>) -> Option<CString> {
+fn guarded<F: TableFunction>(
+    stage: &str,
+    body: impl FnOnce() -> Result<(), String>,
+) -> Option<CString> {
     match catch_unwind(AssertUnwindSafe(body)) {
         Ok(Ok(())) => None,
         Ok(Err(message)) => Some(c_text(&message)),
@@ -253,13 +259,13 @@ impl Output {
         }
     }
 
-    /// How many rows a chunk holds.
-    pub fn capacity(&self) -> usize {
-        self.capacity
-    }
-
     /// Vector `column`, if it exists, is of type `expected` and has room for `rows`.
-    fn vector(&self, column: usize, expected: ColumnType, rows: usize) -> Result<ffi::duckdb_vector, String> {
+    fn vector(
+        &self,
+        column: usize,
+        expected: ColumnType,
+        rows: usize,
+    ) -> Result<ffi::duckdb_vector, String> {
         if column >= self.columns || rows > self.capacity {
             return Err(format!(
                 "internal error: writing {rows} rows to column {column} of a chunk of {} columns and {} rows",

@@ -105,7 +105,8 @@ unsafe extern "C-unwind" fn set_rel_pathlist(
 ) {
     unsafe {
         if let Some(previous) = PREVIOUS_HOOK {
-            previous(root, rel, rti, rte);
+            #[allow(ffi_unwind_calls, reason = "guarded by pg_guard_ffi_boundary")]
+            pg_sys::ffi::pg_guard_ffi_boundary(|| previous(root, rel, rti, rte));
         }
         let Some((expr, json)) = scannable_call(rte) else {
             return;
@@ -297,7 +298,8 @@ unsafe fn clear_slot(slot: *mut pg_sys::TupleTableSlot) {
     unsafe {
         if (*slot).tts_flags & pg_sys::TTS_FLAG_SHOULDFREE as u16 != 0 {
             if let Some(clear) = (*(*slot).tts_ops).clear {
-                clear(slot);
+                #[allow(ffi_unwind_calls, reason = "guarded by pg_guard_ffi_boundary")]
+                pg_sys::ffi::pg_guard_ffi_boundary(|| clear(slot));
             }
         }
         (*slot).tts_flags |= pg_sys::TTS_FLAG_EMPTY as u16;
@@ -338,6 +340,7 @@ unsafe extern "C-unwind" {
     ) -> *mut pg_sys::TupleTableSlot;
 }
 
+#[allow(ffi_unwind_calls, reason = "deliberately unguarded, see above")]
 unsafe extern "C-unwind" fn exec(
     node: *mut pg_sys::CustomScanState,
 ) -> *mut pg_sys::TupleTableSlot {

@@ -185,9 +185,10 @@ unsafe extern "C-unwind" fn plan(
     outer_plan: *mut pg_sys::Plan,
 ) -> *mut pg_sys::ForeignScan {
     unsafe {
-        let relation = crate::pushdown::foreign_table::relation_option(foreigntableid).unwrap_or_else(|| {
-            pgrx::error!("foreign table {foreigntableid:?} has no relation option")
-        });
+        let relation = crate::pushdown::foreign_table::relation_option(foreigntableid)
+            .unwrap_or_else(|| {
+                pgrx::error!("foreign table {foreigntableid:?} has no relation option")
+            });
         let relid = (*baserel).relid;
         let natts = (*baserel).max_attr;
         let mut names = Vec::new();

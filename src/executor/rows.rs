@@ -7,9 +7,9 @@ use pgrx::PgSqlErrorCode;
 
 use crate::engine::convert::{ensure_supported, write_json, Converter};
 use crate::engine::ffi::Vector;
-use crate::session::run::{Column, RowStream};
 use crate::engine::types::{DuckType, PgType};
 use crate::error::{Error, Result};
+use crate::session::run::{Column, RowStream};
 
 pub enum RowShape {
     Record(Vec<Converter>),

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use pgrx::PgSqlErrorCode;
 use ureq::Agent;
 
-use crate::threads::{cancel_requested, with_signals_blocked};
 use crate::error::{Error, Result};
+use crate::threads::{cancel_requested, with_signals_blocked};
 
 /// How often the backend looks at the interrupt flags while a request runs.
 const POLL: Duration = Duration::from_millis(10);

@@ -9,8 +9,8 @@
 
 use pgrx::prelude::*;
 
-use crate::run_as::as_extension_owner;
 use crate::error::{Error, Result};
+use crate::run_as::as_extension_owner;
 use crate::run_as::current_user;
 
 /// The key, if one is set.

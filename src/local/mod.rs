@@ -19,9 +19,9 @@ use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode;
 
 use crate::engine::ffi::Connection;
+use crate::engine::table_function::ColumnType;
 use crate::error::{Error, Result};
 use crate::quote;
-use crate::engine::table_function::ColumnType;
 use pg_scan::{ColumnSpec, ScanSpec};
 
 /// The catalog name of the local database inside DuckDB.
@@ -194,10 +194,16 @@ fn column_spec(name: String, type_oid: Oid, typmod: i32) -> ColumnSpec {
             ColumnType::BigInt,
             "(make_timestamp($c) AT TIME ZONE 'UTC')",
         ),
-        pg_sys::UUIDOID => (format!("{q}::text"), ColumnType::Varchar, "CAST($c AS UUID)"),
-        pg_sys::JSONOID | pg_sys::JSONBOID => {
-            (format!("{q}::text"), ColumnType::Varchar, "CAST($c AS JSON)")
-        }
+        pg_sys::UUIDOID => (
+            format!("{q}::text"),
+            ColumnType::Varchar,
+            "CAST($c AS UUID)",
+        ),
+        pg_sys::JSONOID | pg_sys::JSONBOID => (
+            format!("{q}::text"),
+            ColumnType::Varchar,
+            "CAST($c AS JSON)",
+        ),
         pg_sys::BYTEAOID => (
             format!("encode({q}, 'base64')"),
             ColumnType::Varchar,

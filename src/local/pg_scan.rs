@@ -169,7 +169,9 @@ impl TableFunction for PgScan {
     type Bound = (u64, Arc<ScanSpec>);
     type Scan = Arc<ScanState>;
 
-    fn bind(arguments: &[i64]) -> std::result::Result<(Vec<(String, ColumnType)>, Self::Bound), String> {
+    fn bind(
+        arguments: &[i64],
+    ) -> std::result::Result<(table_function::Columns, Self::Bound), String> {
         let token = arguments[0] as u64;
         let spec = specs()
             .lock()

@@ -5,8 +5,8 @@
 use pgrx::prelude::*;
 use serde_json::Value;
 
-use crate::run_as::as_extension_owner;
 use crate::error::Result;
+use crate::run_as::as_extension_owner;
 use crate::run_as::current_user;
 use crate::settings;
 

@@ -241,7 +241,10 @@ unsafe extern "C-unwind" fn object_access(
     // SAFETY: the previous hook is called with the arguments Postgres gave.
     unsafe {
         if let Some(previous) = PREVIOUS_OBJECT_ACCESS {
-            previous(access, class_id, object_id, sub_id, arg);
+            #[allow(ffi_unwind_calls, reason = "guarded by pg_guard_ffi_boundary")]
+            pg_sys::ffi::pg_guard_ffi_boundary(|| {
+                previous(access, class_id, object_id, sub_id, arg)
+            });
         }
     }
     if access != pg_sys::ObjectAccessType::OAT_FUNCTION_EXECUTE
@@ -260,7 +263,11 @@ unsafe extern "C-unwind" fn object_access(
 #[pg_guard]
 unsafe extern "C-unwind" fn needs_fmgr(function: Oid) -> bool {
     // SAFETY: the previous hook is called with the argument Postgres gave.
-    let previous = unsafe { PREVIOUS_NEEDS_FMGR.is_some_and(|previous| previous(function)) };
+    #[allow(ffi_unwind_calls, reason = "guarded by pg_guard_ffi_boundary")]
+    let previous = unsafe {
+        PREVIOUS_NEEDS_FMGR
+            .is_some_and(|previous| pg_sys::ffi::pg_guard_ffi_boundary(|| previous(function)))
+    };
     previous || matches!(decision(function), Some(Err(_)))
 }
 
@@ -274,7 +281,8 @@ unsafe extern "C-unwind" fn fmgr(
     // SAFETY: the previous hook is called with the arguments Postgres gave.
     unsafe {
         if let Some(previous) = PREVIOUS_FMGR {
-            previous(event, info, private);
+            #[allow(ffi_unwind_calls, reason = "guarded by pg_guard_ffi_boundary")]
+            pg_sys::ffi::pg_guard_ffi_boundary(|| previous(event, info, private));
         }
     }
     if event == pg_sys::FmgrHookEventType::FHET_START {

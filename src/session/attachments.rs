@@ -9,9 +9,7 @@ use pgrx::PgSqlErrorCode;
 use super::{Instance, Session};
 use crate::attach::dsn::Kind;
 use crate::attach::registry::{self, Entry};
-use crate::attach::{
-    attach_into, check_alias, check_may_attach, detach_from, test_source, usable,
-};
+use crate::attach::{attach_into, check_alias, check_may_attach, detach_from, test_source, usable};
 use crate::engine::ffi::Connection;
 use crate::engine::security::{self, Profile};
 use crate::error::{Error, Result};

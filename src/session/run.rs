@@ -6,9 +6,7 @@ use pgrx::PgSqlErrorCode;
 
 use super::Session;
 use crate::engine::errors::DuckClass;
-use crate::engine::ffi::{
-    DataChunk, DuckError, Param, Prepared, QueryResult, Statements, Vector,
-};
+use crate::engine::ffi::{DataChunk, DuckError, Param, Prepared, QueryResult, Statements, Vector};
 use crate::engine::interrupt::interruptible;
 use crate::engine::security;
 use crate::engine::types::DuckType;
@@ -157,7 +155,10 @@ fn parse<'s>(session: &'s Session, sql: &str) -> Result<(Statements<'s>, LocalSc
     } else {
         None
     };
-    crate::attach::check_references(&session.instance.attached_aliases(), &security::catalogs(tree.as_ref()))?;
+    crate::attach::check_references(
+        &session.instance.attached_aliases(),
+        &security::catalogs(tree.as_ref()),
+    )?;
     let local = crate::local::prepare(session.conn(), tree.as_ref())?;
     session.serving_local_scans.set(!local.is_empty());
     let statements = call(session, || session.conn().extract(sql))?;

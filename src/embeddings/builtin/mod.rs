@@ -20,9 +20,9 @@ use std::time::Duration;
 use pgrx::PgSqlErrorCode;
 use rayon::ThreadPool;
 
-use crate::threads::{cancel_requested, with_signals_blocked};
 use crate::error::{Error, Result};
 use crate::llm::Embeddings;
+use crate::threads::{cancel_requested, with_signals_blocked};
 use bert::Model;
 
 /// The model name that selects the built-in model.
