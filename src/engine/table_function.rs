@@ -25,11 +25,23 @@ pub enum ColumnType {
     BigInt,
     Float,
     Double,
+    /// Days since 1970-01-01.
+    Date,
+    /// Microseconds since 1970-01-01 00:00.
+    Timestamp,
+    /// Microseconds since 1970-01-01 00:00 UTC.
+    TimestampTz,
+    /// An integer of at most `width` digits (38 at most), `scale` of them after the point.
+    Decimal { width: u8, scale: u8 },
+    /// 16 bytes as DuckDB keeps a UUID (a hugeint whose top bit is flipped).
+    Uuid,
+    /// UTF-8 text.
     Varchar,
+    Blob,
 }
 
 impl ColumnType {
-    fn duck(self) -> ffi::duckdb_type {
+    fn id(self) -> ffi::duckdb_type {
         match self {
             ColumnType::Bool => ffi::DUCKDB_TYPE_DUCKDB_TYPE_BOOLEAN,
             ColumnType::SmallInt => ffi::DUCKDB_TYPE_DUCKDB_TYPE_SMALLINT,
@@ -37,32 +49,77 @@ impl ColumnType {
             ColumnType::BigInt => ffi::DUCKDB_TYPE_DUCKDB_TYPE_BIGINT,
             ColumnType::Float => ffi::DUCKDB_TYPE_DUCKDB_TYPE_FLOAT,
             ColumnType::Double => ffi::DUCKDB_TYPE_DUCKDB_TYPE_DOUBLE,
+            ColumnType::Date => ffi::DUCKDB_TYPE_DUCKDB_TYPE_DATE,
+            ColumnType::Timestamp => ffi::DUCKDB_TYPE_DUCKDB_TYPE_TIMESTAMP,
+            ColumnType::TimestampTz => ffi::DUCKDB_TYPE_DUCKDB_TYPE_TIMESTAMP_TZ,
+            ColumnType::Decimal { .. } => ffi::DUCKDB_TYPE_DUCKDB_TYPE_DECIMAL,
+            ColumnType::Uuid => ffi::DUCKDB_TYPE_DUCKDB_TYPE_UUID,
             ColumnType::Varchar => ffi::DUCKDB_TYPE_DUCKDB_TYPE_VARCHAR,
+            ColumnType::Blob => ffi::DUCKDB_TYPE_DUCKDB_TYPE_BLOB,
+        }
+    }
+
+    /// Bytes per value in a vector; `None` for strings.
+    pub fn width(self) -> Option<usize> {
+        Some(match self {
+            ColumnType::Bool => 1,
+            ColumnType::SmallInt => 2,
+            ColumnType::Integer | ColumnType::Float | ColumnType::Date => 4,
+            ColumnType::BigInt
+            | ColumnType::Double
+            | ColumnType::Timestamp
+            | ColumnType::TimestampTz => 8,
+            // DuckDB's physical types for DECIMAL(width, _).
+            ColumnType::Decimal { width, .. } => match width {
+                0..=4 => 2,
+                5..=9 => 4,
+                10..=18 => 8,
+                _ => 16,
+            },
+            ColumnType::Uuid => 16,
+            ColumnType::Varchar | ColumnType::Blob => return None,
+        })
+    }
+
+    /// A new logical type, for the caller to destroy.
+    fn logical(self) -> ffi::duckdb_logical_type {
+        // SAFETY: constructors returning owned types.
+        unsafe {
+            match self {
+                ColumnType::Decimal { width, scale } => {
+                    ffi::duckdb_create_decimal_type(width.clamp(1, 38), scale.min(width))
+                }
+                other => ffi::duckdb_create_logical_type(other.id()),
+            }
+        }
+    }
+
+    /// Whether `logical` is this type.
+    fn is(self, logical: ffi::duckdb_logical_type) -> bool {
+        // SAFETY: reads of a valid logical type.
+        unsafe {
+            ffi::duckdb_get_type_id(logical) == self.id()
+                && match self {
+                    ColumnType::Decimal { width, scale } => {
+                        ffi::duckdb_decimal_width(logical) == width.clamp(1, 38)
+                            && ffi::duckdb_decimal_scale(logical) == scale.min(width)
+                    }
+                    _ => true,
+                }
         }
     }
 }
 
-/// Fixed-width values, stored in a vector as they are in Rust.
-pub trait Fixed: Copy + sealed::Sealed {
-    const TYPE: ColumnType;
+/// What `bind` makes of one call.
+pub struct Binding<B> {
+    /// The result columns, in order: name and type.
+    pub columns: Vec<(String, ColumnType)>,
+    /// About how many rows a scan returns, for DuckDB's join order (without it, DuckDB takes
+    /// a table function for one row).
+    pub estimated_rows: Option<u64>,
+    /// The call's data, shared by its scans.
+    pub data: B,
 }
-
-mod sealed {
-    pub trait Sealed {}
-}
-
-macro_rules! fixed {
-    ($($t:ty => $column:ident),*) => {$(
-        impl sealed::Sealed for $t {}
-        impl Fixed for $t {
-            const TYPE: ColumnType = ColumnType::$column;
-        }
-    )*};
-}
-fixed!(bool => Bool, i16 => SmallInt, i32 => Integer, i64 => BigInt, f32 => Float, f64 => Double);
-
-/// A table function's result columns, in order: name and type.
-pub type Columns = Vec<(String, ColumnType)>;
 
 /// A table function: `NAME(BIGINT, ...)` returning the columns `bind` names.
 ///
@@ -77,8 +134,8 @@ pub trait TableFunction {
     /// One scan's state.
     type Scan: Send + Sync + 'static;
 
-    /// The result columns (name, type) for these arguments, and the call's data.
-    fn bind(arguments: &[i64]) -> Result<(Columns, Self::Bound), String>;
+    /// The result columns for these arguments, the row estimate and the call's data.
+    fn bind(arguments: &[i64]) -> Result<Binding<Self::Bound>, String>;
     /// Starts a scan that reads `projection`: indexes into the bound columns, `None` for
     /// DuckDB's row id (a BIGINT).
     fn init(bound: &Self::Bound, projection: Vec<Option<usize>>) -> Result<Self::Scan, String>;
@@ -94,7 +151,7 @@ pub fn register<F: TableFunction>(conn: &Connection) -> DuckResult<()> {
         let mut function = ffi::duckdb_create_table_function();
         ffi::duckdb_table_function_set_name(function, F::NAME.as_ptr());
         for _ in 0..F::BIGINT_ARGUMENTS {
-            let mut bigint = ffi::duckdb_create_logical_type(ColumnType::BigInt.duck());
+            let mut bigint = ColumnType::BigInt.logical();
             ffi::duckdb_table_function_add_parameter(function, bigint);
             ffi::duckdb_destroy_logical_type(&mut bigint);
         }
@@ -158,12 +215,20 @@ unsafe extern "C" fn bind<F: TableFunction>(info: ffi::duckdb_bind_info) {
                 }
             })
             .collect();
-        let (columns, data) = F::bind(&arguments)?;
+        let Binding {
+            columns,
+            estimated_rows,
+            data,
+        } = F::bind(&arguments)?;
+        if let Some(rows) = estimated_rows {
+            // SAFETY: a plain setter on this bind call; the estimate is not exact.
+            unsafe { ffi::duckdb_bind_set_cardinality(info, rows, false) };
+        }
         for (name, column_type) in &columns {
             let name = c_text(name);
             // SAFETY: a fresh logical type, destroyed after DuckDB copied it.
             unsafe {
-                let mut t = ffi::duckdb_create_logical_type(column_type.duck());
+                let mut t = column_type.logical();
                 ffi::duckdb_bind_add_result_column(info, name.as_ptr(), t);
                 ffi::duckdb_destroy_logical_type(&mut t);
             }
@@ -273,14 +338,14 @@ impl Output {
             ));
         }
         // SAFETY: column < the chunk's column count; the logical type is ours to destroy.
-        let (vector, found) = unsafe {
+        let (vector, matches) = unsafe {
             let vector = ffi::duckdb_data_chunk_get_vector(self.raw, column as u64);
             let mut logical = ffi::duckdb_vector_get_column_type(vector);
-            let found = ffi::duckdb_get_type_id(logical);
+            let matches = expected.is(logical);
             ffi::duckdb_destroy_logical_type(&mut logical);
-            (vector, found)
+            (vector, matches)
         };
-        if found != expected.duck() {
+        if !matches {
             return Err(format!(
                 "internal error: column {column} is not of type {expected:?}"
             ));
@@ -288,37 +353,68 @@ impl Output {
         Ok(vector)
     }
 
-    /// Writes `values` (NULL for `None`) to rows 0.. of `column`.
-    pub fn write<T: Fixed>(&mut self, column: usize, values: &[Option<T>]) -> Result<(), String> {
-        let vector = self.vector(column, T::TYPE, values.len())?;
-        // SAFETY: a vector of T (checked above) with room for values.len() rows.
+    /// Writes `rows` fixed-width values of type `ty` to `column`: `data` holds them in
+    /// DuckDB's layout, and a non-zero `nulls[row]` makes a row NULL.
+    pub fn write_fixed(
+        &mut self,
+        column: usize,
+        ty: ColumnType,
+        data: &[u8],
+        nulls: &[u8],
+        rows: usize,
+    ) -> Result<(), String> {
+        let width = ty.width().ok_or("internal error: strings written as fixed")?;
+        if data.len() < rows * width || nulls.len() < rows {
+            return Err(format!("internal error: short buffers for {rows} rows"));
+        }
+        let vector = self.vector(column, ty, rows)?;
+        // SAFETY: a vector of `ty` (checked) with room for `rows` values of `width` bytes, and
+        // `data` holds at least that many.
         unsafe {
-            let data = ffi::duckdb_vector_get_data(vector) as *mut T;
-            for (row, value) in values.iter().enumerate() {
-                match value {
-                    Some(v) => *data.add(row) = *v,
-                    None => set_null(vector, row),
-                }
+            let out = ffi::duckdb_vector_get_data(vector) as *mut u8;
+            std::ptr::copy_nonoverlapping(data.as_ptr(), out, rows * width);
+            for (row, _) in nulls[..rows].iter().enumerate().filter(|(_, n)| **n != 0) {
+                set_null(vector, row);
             }
         }
         Ok(())
     }
 
-    /// Writes `values` (NULL for `None`) to rows 0.. of a VARCHAR `column`.
-    pub fn write_text(&mut self, column: usize, values: &[Option<String>]) -> Result<(), String> {
-        let vector = self.vector(column, ColumnType::Varchar, values.len())?;
-        for (row, value) in values.iter().enumerate() {
-            // SAFETY: a VARCHAR vector (checked above) with room for the row; DuckDB copies
-            // the bytes.
+    /// Writes `rows` strings of a VARCHAR or BLOB `column`: row r is
+    /// `bytes[offsets[r]..offsets[r + 1]]`, NULL where `nulls[r]` is non-zero.
+    pub fn write_strings(
+        &mut self,
+        column: usize,
+        ty: ColumnType,
+        offsets: &[u32],
+        bytes: &[u8],
+        nulls: &[u8],
+        rows: usize,
+    ) -> Result<(), String> {
+        if ty.width().is_some() || offsets.len() <= rows || nulls.len() < rows {
+            return Err(format!("internal error: short buffers for {rows} strings"));
+        }
+        let vector = self.vector(column, ty, rows)?;
+        for row in 0..rows {
+            let (start, end) = (offsets[row] as usize, offsets[row + 1] as usize);
+            let value = bytes
+                .get(start..end)
+                .ok_or("internal error: string offsets beyond the bytes")?;
+            if ty == ColumnType::Varchar && std::str::from_utf8(value).is_err() {
+                return Err(format!("row {row} of column {column} is not valid UTF-8"));
+            }
+            // SAFETY: a string vector (checked above) with room for the row; DuckDB copies
+            // the bytes, which are UTF-8 for VARCHAR (checked just above).
             unsafe {
-                match value {
-                    Some(s) => ffi::duckdb_vector_assign_string_element_len(
+                if nulls[row] != 0 {
+                    set_null(vector, row);
+                } else {
+                    ffi::duckdb_unsafe_vector_assign_string_element_len(
                         vector,
                         row as u64,
-                        s.as_ptr().cast(),
-                        s.len() as u64,
-                    ),
-                    None => set_null(vector, row),
+                        value.as_ptr().cast(),
+                        value.len() as u64,
+                    );
                 }
             }
         }

@@ -1,18 +1,20 @@
 //! The local PostgreSQL database inside DuckDB, as catalog `pg`.
 //!
 //! `SELECT … FROM pg.public.orders o JOIN crm.main.customers c USING (customer_id)` in
-//! `llm_sql.query` reads `public.orders` through SPI, on the backend thread, as the calling role:
-//! Postgres checks its privileges (column privileges included) and applies row-level security,
-//! and the scan sees the transaction's own earlier writes (it uses the statement's snapshot).
+//! `llm_sql.query` reads `public.orders` on the backend thread, as the calling role, with the
+//! statement's snapshot (so it sees the transaction's own earlier writes): a heap scan after
+//! the executor's privilege check, or a cursor through Postgres's executor when row-level
+//! security applies or the relation is not a plain table ([`producer`]).
 //!
 //! Before a statement runs, the `pg.<schema>.<table>` names it mentions (found in DuckDB's own
 //! syntax tree) are resolved in Postgres, and a DuckDB view of that name is (re)created over
 //! the `llm_sql_pg_scan(<token>)` table function with the relation's current columns. The
 //! function runs on DuckDB's threads, which never call Postgres: they ask the backend thread
-//! for batches of rows ([`scan`]), and the backend thread serves those requests while it waits
-//! for DuckDB. Only projected columns are fetched; filters are applied by DuckDB.
+//! for batches of rows ([`pg_scan`]), and the backend thread serves those requests while it
+//! waits for DuckDB. Only projected columns are read; filters are applied by DuckDB.
 
 pub mod pg_scan;
+mod producer;
 
 use pgrx::pg_sys::{self, Oid};
 use pgrx::prelude::*;
@@ -23,6 +25,7 @@ use crate::engine::table_function::ColumnType;
 use crate::error::{Error, Result};
 use crate::quote;
 use pg_scan::{ColumnSpec, ScanSpec};
+use producer::Kind;
 
 /// The catalog name of the local database inside DuckDB.
 pub const CATALOG: &str = "pg";
@@ -142,9 +145,17 @@ fn resolve(schema: Option<&str>, table: &str) -> Result<ScanSpec> {
                 )
                 .with_hint("In DuckDB, the local database is catalog pg: pg.<schema>.<table>.")
             })?;
+    // (reltuples is -1 until the first VACUUM or ANALYZE; views have none.)
+    let estimated_rows = Spi::get_one_with_args::<f32>(
+        "SELECT reltuples FROM pg_catalog.pg_class WHERE oid = $1",
+        &[relid.into()],
+    )
+    .map_err(|e| Error::internal(e.to_string()))?
+    .filter(|rows| *rows >= 0.0)
+    .map(|rows| rows as u64);
     let columns = Spi::connect(|client| {
         let rows = client.select(
-            "SELECT attname::text, atttypid, atttypmod FROM pg_catalog.pg_attribute \
+            "SELECT attname::text, attnum, atttypid, atttypmod FROM pg_catalog.pg_attribute \
              WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
             None,
             &[relid.into()],
@@ -152,71 +163,50 @@ fn resolve(schema: Option<&str>, table: &str) -> Result<ScanSpec> {
         let mut columns = Vec::new();
         for row in rows {
             let name: String = row.get(1)?.unwrap_or_default();
-            let type_oid: Oid = row.get(2)?.unwrap_or(Oid::INVALID);
-            let typmod: i32 = row.get(3)?.unwrap_or(-1);
-            columns.push(column_spec(name, type_oid, typmod));
+            let attnum: i16 = row.get(2)?.unwrap_or(0);
+            let type_oid: Oid = row.get(3)?.unwrap_or(Oid::INVALID);
+            let typmod: i32 = row.get(4)?.unwrap_or(-1);
+            columns.push(column_spec(name, attnum, type_oid, typmod));
         }
         Ok::<_, pgrx::spi::Error>(columns)
     })
     .map_err(|e| Error::internal(e.to_string()))?;
-    Ok(ScanSpec::new(name, columns))
+    Ok(ScanSpec::new(relid, name, columns, estimated_rows))
 }
 
-/// How a column travels: the Postgres expression fetched, the type DuckDB receives, and the
-/// DuckDB expression (over `$c`) the view exposes. Types without an exact binary match travel
-/// as text in a form that does not depend on DateStyle and friends.
-fn column_spec(name: String, type_oid: Oid, typmod: i32) -> ColumnSpec {
-    let q = quote::ident(&name);
-    let (fetch, transport, view): (String, ColumnType, &str) = match type_oid {
-        pg_sys::BOOLOID => (q, ColumnType::Bool, "$c"),
-        pg_sys::INT2OID => (q, ColumnType::SmallInt, "$c"),
-        pg_sys::INT4OID => (q, ColumnType::Integer, "$c"),
-        pg_sys::INT8OID => (q, ColumnType::BigInt, "$c"),
-        pg_sys::OIDOID => (format!("{q}::int8"), ColumnType::BigInt, "$c"),
-        pg_sys::FLOAT4OID => (q, ColumnType::Float, "$c"),
-        pg_sys::FLOAT8OID => (q, ColumnType::Double, "$c"),
-        pg_sys::TEXTOID | pg_sys::VARCHAROID | pg_sys::BPCHAROID | pg_sys::NAMEOID => {
-            (format!("{q}::text"), ColumnType::Varchar, "$c")
-        }
-        pg_sys::NUMERICOID => return numeric_spec(name, typmod),
-        pg_sys::DATEOID => (
-            format!("({q} - DATE '1970-01-01')"),
-            ColumnType::Integer,
-            "(DATE '1970-01-01' + $c)",
-        ),
-        pg_sys::TIMESTAMPOID => (
-            format!("(extract(epoch FROM {q}) * 1000000)::int8"),
-            ColumnType::BigInt,
-            "make_timestamp($c)",
-        ),
-        pg_sys::TIMESTAMPTZOID => (
-            format!("(extract(epoch FROM {q}) * 1000000)::int8"),
-            ColumnType::BigInt,
-            "(make_timestamp($c) AT TIME ZONE 'UTC')",
-        ),
-        pg_sys::UUIDOID => (
-            format!("{q}::text"),
-            ColumnType::Varchar,
-            "CAST($c AS UUID)",
-        ),
-        pg_sys::JSONOID | pg_sys::JSONBOID => (
-            format!("{q}::text"),
-            ColumnType::Varchar,
-            "CAST($c AS JSON)",
-        ),
-        pg_sys::BYTEAOID => (
-            format!("encode({q}, 'base64')"),
-            ColumnType::Varchar,
-            "from_base64($c)",
-        ),
-        _ => (format!("{q}::text"), ColumnType::Varchar, "$c"),
+/// How a column travels: how pg_columns.c converts its values, the type DuckDB receives, and
+/// the DuckDB expression (over `$c`) the view exposes. Types without an exact binary match
+/// travel as their `::text` (read through the executor).
+fn column_spec(name: String, attnum: i16, type_oid: Oid, typmod: i32) -> ColumnSpec {
+    let (kind, transport, view) = match type_oid {
+        pg_sys::BOOLOID => (Kind::Bool, ColumnType::Bool, "$c"),
+        pg_sys::INT2OID => (Kind::Int2, ColumnType::SmallInt, "$c"),
+        pg_sys::INT4OID => (Kind::Int4, ColumnType::Integer, "$c"),
+        pg_sys::INT8OID => (Kind::Int8, ColumnType::BigInt, "$c"),
+        pg_sys::OIDOID => (Kind::Oid, ColumnType::BigInt, "$c"),
+        pg_sys::FLOAT4OID => (Kind::Float4, ColumnType::Float, "$c"),
+        pg_sys::FLOAT8OID => (Kind::Float8, ColumnType::Double, "$c"),
+        pg_sys::TEXTOID | pg_sys::VARCHAROID => (Kind::Text, ColumnType::Varchar, "$c"),
+        pg_sys::BPCHAROID => (Kind::Bpchar, ColumnType::Varchar, "$c"),
+        pg_sys::NAMEOID => (Kind::Name, ColumnType::Varchar, "$c"),
+        pg_sys::NUMERICOID => numeric_kind(typmod),
+        pg_sys::DATEOID => (Kind::Date, ColumnType::Date, "$c"),
+        pg_sys::TIMESTAMPOID => (Kind::Timestamp, ColumnType::Timestamp, "$c"),
+        pg_sys::TIMESTAMPTZOID => (Kind::Timestamp, ColumnType::TimestampTz, "$c"),
+        pg_sys::UUIDOID => (Kind::Uuid, ColumnType::Uuid, "$c"),
+        pg_sys::JSONOID => (Kind::Text, ColumnType::Varchar, "CAST($c AS JSON)"),
+        pg_sys::JSONBOID => (Kind::Jsonb, ColumnType::Varchar, "CAST($c AS JSON)"),
+        pg_sys::BYTEAOID => (Kind::Bytea, ColumnType::Blob, "$c"),
+        _ => (Kind::AsText, ColumnType::Varchar, "$c"),
     };
     ColumnSpec {
         name,
-        fetch,
+        attnum,
+        type_oid,
+        typmod,
+        kind,
         transport,
         view_expr: view.to_string(),
-        exact_scale: None,
     }
 }
 
@@ -225,35 +215,35 @@ const UNCONSTRAINED_SCALE: u8 = 9;
 
 /// numeric(p,s) that DuckDB's DECIMAL(38) holds is DECIMAL(p,s) (scale > precision and
 /// negative scales, allowed since PostgreSQL 15, widened to a valid DECIMAL). Wider and
-/// unconstrained numeric is DECIMAL(38,s) (s = 9 when unconstrained), each value checked to fit
-/// exactly; or DOUBLE, inexact, when the caller set llm_sql.numeric_as_double.
-fn numeric_spec(name: String, typmod: i32) -> ColumnSpec {
-    let fetch = format!("{}::text", quote::ident(&name));
+/// unconstrained numeric is DECIMAL(38,s) (s = 9 when unconstrained). Every value is checked
+/// to fit exactly (pg_columns.c raises 22003 otherwise); or DOUBLE, rounded as Postgres's own
+/// cast rounds it, when the caller set llm_sql.numeric_as_double.
+fn numeric_kind(typmod: i32) -> (Kind, ColumnType, &'static str) {
     // (numeric's typmod: precision in the high 16 bits, an 11-bit signed scale in the low ones.)
     let declared = (typmod >= 4).then(|| {
         let packed = typmod - 4;
         ((packed >> 16) & 0xffff, ((packed & 0x7ff) ^ 1024) - 1024)
     });
-    let (view_expr, exact_scale) = match declared {
-        Some((precision, scale)) if scale >= 0 && precision.max(scale) <= 38 => (
-            format!("CAST($c AS DECIMAL({}, {scale}))", precision.max(scale)),
-            None,
-        ),
-        Some((precision, scale)) if scale < 0 && precision - scale <= 38 => (
-            format!("CAST($c AS DECIMAL({}, 0))", precision - scale),
-            None,
-        ),
-        _ if crate::settings::NUMERIC_AS_DOUBLE.get() => ("CAST($c AS DOUBLE)".to_string(), None),
-        _ => {
-            let scale = declared.map_or(UNCONSTRAINED_SCALE, |(_, s)| s.clamp(0, 38) as u8);
-            (format!("CAST($c AS DECIMAL(38, {scale}))"), Some(scale))
-        }
+    let decimal = |width: i32, scale: i32| {
+        let transport = ColumnType::Decimal {
+            width: width as u8,
+            scale: scale as u8,
+        };
+        (Kind::Decimal, transport, "$c")
     };
-    ColumnSpec {
-        name,
-        fetch,
-        transport: ColumnType::Varchar,
-        view_expr,
-        exact_scale,
+    match declared {
+        Some((precision, scale)) if scale >= 0 && precision.max(scale) <= 38 => {
+            decimal(precision.max(scale), scale)
+        }
+        Some((precision, scale)) if scale < 0 && precision - scale <= 38 => {
+            decimal(precision - scale, 0)
+        }
+        _ if crate::settings::NUMERIC_AS_DOUBLE.get() => {
+            (Kind::NumericDouble, ColumnType::Double, "$c")
+        }
+        _ => decimal(
+            38,
+            declared.map_or(i32::from(UNCONSTRAINED_SCALE), |(_, s)| s.clamp(0, 38)),
+        ),
     }
 }

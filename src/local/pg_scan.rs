@@ -4,59 +4,73 @@
 //! * DuckDB's side ([`PgScan`], a [`TableFunction`]) runs on whatever thread DuckDB picks. It
 //!   never calls Postgres: it sends a [`Request`] to the backend thread and waits for a [`Batch`].
 //! * The backend side ([`serve_while`]) runs a blocking DuckDB call on a helper thread and, until
-//!   it returns, serves requests with SPI (a cursor per scan, as the current role), watches for
-//!   cancel requests, and catches every Postgres error: the error goes back to DuckDB as a
-//!   failed scan and is raised again, unchanged, once DuckDB has returned.
+//!   it returns, serves requests, watches for cancel requests, and catches every Postgres error:
+//!   the error goes back to DuckDB as a failed scan and is raised again, unchanged, once DuckDB
+//!   has returned.
+//!
+//! A batch is made by one call into `pg_columns.c` (one pgrx guard per batch, not per value),
+//! which converts the rows into DuckDB's own layout. Its rows come from a heap scan with the
+//! statement's snapshot after the executor's privilege check, or, when row-level security
+//! applies or the relation is not a table (views, foreign and partitioned tables), from an SPI
+//! cursor as the current role, where Postgres's rewriter and executor apply every rule.
 //!
 //! No panic crosses the C boundary: the table-function wrapper (`crate::engine::table_function`)
 //! catches unwinding and reports an error.
 
 use std::collections::HashMap;
-use std::ffi::{CStr, CString};
+use std::ffi::CStr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use pgrx::pg_sys::panic::CaughtError;
-use pgrx::pg_sys::PgTryBuilder;
-use pgrx::prelude::*;
+use pgrx::pg_sys::{Oid, PgTryBuilder};
 
 use crate::engine::ffi::{Connection, InterruptTarget};
-use crate::engine::table_function::{self, ColumnType, Output, TableFunction};
-use crate::error::{Error, Result};
+use crate::engine::table_function::{Binding, ColumnType, Output, TableFunction};
+use super::producer::{self, Batch, BatchColumn, Kind};
+use crate::error::Result;
 use crate::threads::{cancel_requested, with_signals_blocked};
 
-/// Rows per batch: one DuckDB vector.
-const BATCH_ROWS: usize = 2048;
-
+/// One column of a `pg.<schema>.<table>` view.
 pub struct ColumnSpec {
     pub name: String,
-    /// Postgres expression fetched for this column.
-    pub fetch: String,
+    pub attnum: i16,
+    pub type_oid: Oid,
+    pub typmod: i32,
+    /// How `pg_columns.c` converts its values.
+    pub kind: Kind,
     /// The type the values cross into DuckDB in.
     pub transport: ColumnType,
     /// DuckDB expression over `$c` that the `pg` view shows.
     pub view_expr: String,
-    /// For numeric columns DuckDB reads as DECIMAL(38, scale) although Postgres allows more:
-    /// every value is checked to fit exactly (its numeric text) before DuckDB casts it.
-    pub exact_scale: Option<u8>,
 }
 
 /// What one `pg.<schema>.<table>` reference of a statement reads.
 pub struct ScanSpec {
+    pub relid: Oid,
     /// The relation, quoted for Postgres.
-    relation: String,
+    pub relation: String,
     pub columns: Vec<ColumnSpec>,
+    /// `pg_class.reltuples` when the relation has been analyzed or vacuumed.
+    estimated_rows: Option<u64>,
     /// Set when the statement ends: DuckDB threads still waiting give up.
     released: AtomicBool,
 }
 
 impl ScanSpec {
-    pub fn new(relation: String, columns: Vec<ColumnSpec>) -> ScanSpec {
+    pub fn new(
+        relid: Oid,
+        relation: String,
+        columns: Vec<ColumnSpec>,
+        estimated_rows: Option<u64>,
+    ) -> ScanSpec {
         ScanSpec {
+            relid,
             relation,
             columns,
+            estimated_rows,
             released: AtomicBool::new(false),
         }
     }
@@ -88,10 +102,10 @@ pub fn release(tokens: &[u64]) {
         }
     }
     drop(map);
-    close_cursors(tokens);
+    producer::end(tokens);
 }
 
-/// One running scan (DuckDB's init data): the spec, the projected columns, its cursor.
+/// One running scan (DuckDB's init data): the spec and the projected columns.
 struct ScanState {
     token: u64,
     spec: Arc<ScanSpec>,
@@ -99,24 +113,6 @@ struct ScanState {
     projection: Vec<Option<usize>>,
     id: u64,
     finished: AtomicBool,
-}
-
-/// A column of a batch, ready to be copied into a DuckDB vector.
-enum Values {
-    Bool(Vec<Option<bool>>),
-    I16(Vec<Option<i16>>),
-    I32(Vec<Option<i32>>),
-    I64(Vec<Option<i64>>),
-    F32(Vec<Option<f32>>),
-    F64(Vec<Option<f64>>),
-    Text(Vec<Option<String>>),
-    /// DuckDB asked for the row id: row numbers.
-    RowId,
-}
-
-struct Batch {
-    len: usize,
-    columns: Vec<Values>,
 }
 
 struct Request {
@@ -143,8 +139,6 @@ fn requests() -> &'static Mutex<Sender<Message>> {
 
 thread_local! {
     static RECEIVER: std::cell::RefCell<Option<Receiver<Message>>> = const { std::cell::RefCell::new(None) };
-    /// Open cursors by token, closed when the statement ends.
-    static CURSORS: std::cell::RefCell<HashMap<u64, Vec<String>>> = std::cell::RefCell::new(HashMap::new());
 }
 
 static NEXT_SCAN: AtomicU64 = AtomicU64::new(1);
@@ -171,7 +165,7 @@ impl TableFunction for PgScan {
 
     fn bind(
         arguments: &[i64],
-    ) -> std::result::Result<(table_function::Columns, Self::Bound), String> {
+    ) -> std::result::Result<Binding<Self::Bound>, String> {
         let token = arguments[0] as u64;
         let spec = specs()
             .lock()
@@ -180,12 +174,15 @@ impl TableFunction for PgScan {
             .ok_or_else(|| {
                 "this llm_sql_pg_scan has expired: read local tables as pg.<schema>.<table> in the statement itself".to_string()
             })?;
-        let columns = spec
-            .columns
-            .iter()
-            .map(|c| (c.name.clone(), c.transport))
-            .collect();
-        Ok((columns, (token, spec)))
+        Ok(Binding {
+            columns: spec
+                .columns
+                .iter()
+                .map(|c| (c.name.clone(), c.transport))
+                .collect(),
+            estimated_rows: spec.estimated_rows,
+            data: (token, spec),
+        })
     }
 
     fn init(
@@ -244,22 +241,25 @@ fn fetch_from_backend(state: &Arc<ScanState>) -> std::result::Result<Batch, Stri
 
 /// Copies a batch into DuckDB's output chunk.
 fn write_batch(batch: &Batch, out: &mut Output) -> std::result::Result<(), String> {
-    for (c, values) in batch.columns.iter().enumerate() {
-        match values {
-            Values::Bool(v) => out.write(c, v)?,
-            Values::I16(v) => out.write(c, v)?,
-            Values::I32(v) => out.write(c, v)?,
-            Values::I64(v) => out.write(c, v)?,
-            Values::F32(v) => out.write(c, v)?,
-            Values::F64(v) => out.write(c, v)?,
-            Values::Text(v) => out.write_text(c, v)?,
-            Values::RowId => {
-                let numbers: Vec<Option<i64>> = (0..batch.len as i64).map(Some).collect();
-                out.write(c, &numbers)?
+    let rows = batch.len;
+    for (c, column) in batch.columns.iter().enumerate() {
+        match column {
+            BatchColumn::Fixed { ty, data, nulls } => out.write_fixed(c, *ty, data, nulls, rows)?,
+            BatchColumn::Strings {
+                ty,
+                offsets,
+                bytes,
+                nulls,
+            } => out.write_strings(c, *ty, offsets, bytes, nulls, rows)?,
+            BatchColumn::RowIds { first } => {
+                let ids: Vec<u8> = (*first..*first + rows as i64)
+                    .flat_map(i64::to_ne_bytes)
+                    .collect();
+                out.write_fixed(c, ColumnType::BigInt, &ids, &vec![0; rows], rows)?
             }
         }
     }
-    out.set_len(batch.len)
+    out.set_len(rows)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -348,173 +348,19 @@ fn caught_message(error: &CaughtError) -> String {
     }
 }
 
-/// Fetches the next batch of a scan through SPI (opening its cursor on first use), catching
-/// any Postgres error.
+/// Makes the next batch of a scan, catching any Postgres error.
 fn serve(state: &Arc<ScanState>) -> std::result::Result<Batch, Box<CaughtError>> {
     if state.spec.released.load(Ordering::SeqCst) {
-        return Ok(Batch {
-            len: 0,
-            columns: Vec::new(),
-        });
+        return Ok(Batch::empty());
     }
-    PgTryBuilder::new(|| Ok(fetch_batch(state)))
-        .catch_others(|error| Err(Box::new(error)))
-        .execute()
-}
-
-fn cursor_name(state: &ScanState) -> String {
-    format!("llm_sql_pg_scan_{}_{}", state.token, state.id)
-}
-
-fn fetch_batch(state: &ScanState) -> Batch {
-    let name = cursor_name(state);
-    let spec = &state.spec;
-    Spi::connect(|client| {
-        let mut cursor = match client.find_cursor(&name) {
-            Ok(cursor) => cursor,
-            Err(_) => {
-                let list: Vec<&str> = state
-                    .projection
-                    .iter()
-                    .map(|p| p.map_or("NULL::int8", |i| spec.columns[i].fetch.as_str()))
-                    .collect();
-                let query = format!("SELECT {} FROM {}", list.join(", "), spec.relation);
-                // SAFETY: SPI_cursor_open with a name of our own, read-only, current snapshot.
-                let portal = unsafe {
-                    let c_query = CString::new(query).unwrap_or_default();
-                    let c_name = CString::new(name.clone()).unwrap_or_default();
-                    let plan = pg_sys::SPI_prepare(c_query.as_ptr(), 0, std::ptr::null_mut());
-                    if plan.is_null() {
-                        pgrx::error!("could not plan the scan of {}", spec.relation);
-                    }
-                    pg_sys::SPI_cursor_open(
-                        c_name.as_ptr(),
-                        plan,
-                        std::ptr::null_mut(),
-                        std::ptr::null(),
-                        true,
-                    )
-                };
-                if portal.is_null() {
-                    pgrx::error!("could not open the scan of {}", spec.relation);
-                }
-                CURSORS.with(|c| {
-                    c.borrow_mut()
-                        .entry(state.token)
-                        .or_default()
-                        .push(name.clone())
-                });
-                client
-                    .find_cursor(&name)
-                    .expect("the cursor was just opened")
-            }
-        };
-        let table = cursor.fetch(BATCH_ROWS as libc::c_long).expect("SPI fetch");
-        let mut columns: Vec<Values> = state
-            .projection
-            .iter()
-            .map(|p| match p.map(|i| spec.columns[i].transport) {
-                None => Values::RowId,
-                Some(ColumnType::Bool) => Values::Bool(Vec::new()),
-                Some(ColumnType::SmallInt) => Values::I16(Vec::new()),
-                Some(ColumnType::Integer) => Values::I32(Vec::new()),
-                Some(ColumnType::BigInt) => Values::I64(Vec::new()),
-                Some(ColumnType::Float) => Values::F32(Vec::new()),
-                Some(ColumnType::Double) => Values::F64(Vec::new()),
-                Some(ColumnType::Varchar) => Values::Text(Vec::new()),
-            })
-            .collect();
-        let mut len = 0;
-        for row in table {
-            for (i, values) in columns.iter_mut().enumerate() {
-                let ordinal = i + 1;
-                match values {
-                    Values::Bool(v) => v.push(row.get(ordinal).expect("bool column")),
-                    Values::I16(v) => v.push(row.get(ordinal).expect("int2 column")),
-                    Values::I32(v) => v.push(row.get(ordinal).expect("int4 column")),
-                    Values::I64(v) => v.push(row.get(ordinal).expect("int8 column")),
-                    Values::F32(v) => v.push(row.get(ordinal).expect("float4 column")),
-                    Values::F64(v) => v.push(row.get(ordinal).expect("float8 column")),
-                    Values::Text(v) => {
-                        let text: Option<String> = row.get(ordinal).expect("text column");
-                        if let (Some(text), Some(column)) = (&text, state.projection[i]) {
-                            check_exact(&spec.columns[column], &spec.relation, text);
-                        }
-                        v.push(text)
-                    }
-                    Values::RowId => {}
-                }
-            }
-            len += 1;
-        }
-        cursor.detach_into_name();
-        Batch { len, columns }
+    PgTryBuilder::new(|| {
+        Ok(producer::next_batch(
+            state.id,
+            state.token,
+            &state.spec,
+            &state.projection,
+        ))
     })
-}
-
-/// Raises 22003 when a numeric value does not fit the column's DECIMAL(38, scale) exactly.
-fn check_exact(column: &ColumnSpec, relation: &str, text: &str) {
-    let Some(scale) = column.exact_scale else {
-        return;
-    };
-    if fits_decimal(text, scale) {
-        return;
-    }
-    let shown: String = text.chars().take(60).collect();
-    Error::new(
-        PgSqlErrorCode::ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE,
-        format!(
-            "numeric value {shown} of column \"{}\" of {relation} does not fit DuckDB's DECIMAL(38,{scale})",
-            column.name
-        ),
-    )
-    .with_detail(format!(
-        "DuckDB reads this column as DECIMAL(38,{scale}): at most {} digits before the point and \
-         {scale} after, and no NaN or infinity. llm_sql does not round it silently.",
-        38 - scale
-    ))
-    .with_hint(
-        "Declare the column's precision and scale (numeric(p,s) with p <= 38), or SET \
-         llm_sql.numeric_as_double = on to read it as DOUBLE (inexact).",
-    )
-    .report()
-}
-
-/// True when the numeric text `text` (Postgres's output: digits, one point, a sign, or
-/// NaN/Infinity) equals a DECIMAL(38, scale) value.
-pub fn fits_decimal(text: &str, scale: u8) -> bool {
-    let Some((_, whole, fraction)) = crate::engine::types::decimal_parts(text) else {
-        return false;
-    };
-    fraction.trim_end_matches('0').len() <= usize::from(scale)
-        && whole.len() <= 38 - usize::from(scale)
-}
-
-/// Closes the cursors of finished scans (backend thread; they may already be gone with an
-/// aborted transaction).
-fn close_cursors(tokens: &[u64]) {
-    if std::thread::panicking() {
-        // Unwinding into a Postgres error: the transaction's abort closes them.
-        return;
-    }
-    let names: Vec<String> = CURSORS.with(|c| {
-        let mut c = c.borrow_mut();
-        tokens
-            .iter()
-            .filter_map(|t| c.remove(t))
-            .flatten()
-            .collect()
-    });
-    for name in names {
-        let Ok(c_name) = CString::new(name) else {
-            continue;
-        };
-        // SAFETY: looks the portal up by name and closes it if it still exists.
-        unsafe {
-            let portal = pg_sys::SPI_cursor_find(c_name.as_ptr());
-            if !portal.is_null() {
-                pg_sys::SPI_cursor_close(portal);
-            }
-        }
-    }
+    .catch_others(|error| Err(Box::new(error)))
+    .execute()
 }

@@ -142,6 +142,62 @@ mod tests {
     }
 
     #[pg_test]
+    fn reads_edge_values_exactly_from_tables_and_views() {
+        // Every DECIMAL width DuckDB stores differently (2, 4, 8 and 16 bytes), signs and
+        // fractions, infinities, trailing blanks, long (TOASTed) text, dropped columns.
+        Spi::run(
+            "CREATE TABLE loc_edge (id int, gone int, d date, ts timestamp, tz timestamptz,
+               n4 numeric(4,1), n9 numeric(9,3), n18 numeric(18,2), n38 numeric(38,0),
+               n38s numeric(38,10), nu numeric, c char(6), nm name, o oid, t text, bt bytea,
+               u uuid, j json);
+             INSERT INTO loc_edge VALUES
+               (1, 0, 'infinity', 'infinity', 'infinity', 999.9, 999999.999,
+                9999999999999999.99, 99999999999999999999999999999999999999,
+                9999999999999999999999999999.9999999999, 12345678901234567890123456789.5,
+                'ab', 'pg_class', 4294967295, repeat('long text ', 100000), '', 
+                'ffffffff-ffff-ffff-ffff-ffffffffffff', '{\"a\": [1, 2.50]}'),
+               (2, 0, '-infinity', '-infinity', '-infinity', -999.9, -0.001, -0.01,
+                -99999999999999999999999999999999999999, -0.0000000001, -0.000000001,
+                '  x   ', '', 0, '', '\\x00ff', '00000000-0000-0000-0000-000000000000', 'null'),
+               (3, 0, '4713-11-24 BC', '4713-11-24 00:00:00 BC', '2000-01-01 00:00:00+00', 0,
+                0, 0, 0, 0, 0, '', 'x', 1, 'é', '\\x', '7fffffff-0000-0000-8000-000000000001',
+                '1'),
+               (4, 0, '1970-01-01', '1969-12-31 23:59:59.999999', '1970-01-01 00:00:00.000001+00',
+                0.1, 1.5, 12.34, 1, 1.5, 10000, 'abcdef', 'abc', 42, 'x', '\\x01',
+                'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '\"s\"'),
+               (5, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+                NULL, NULL, NULL, NULL);
+             ALTER TABLE loc_edge DROP COLUMN gone;
+             CREATE VIEW loc_edge_view AS SELECT * FROM loc_edge;",
+        )
+        .unwrap();
+        for relation in ["loc_edge", "loc_edge_view"] {
+            let same = Spi::get_one::<i64>(&format!(
+                "SELECT count(*) FILTER (WHERE r.d IS NOT DISTINCT FROM l.d
+                        AND r.ts IS NOT DISTINCT FROM l.ts AND r.tz IS NOT DISTINCT FROM l.tz
+                        AND r.n4 IS NOT DISTINCT FROM l.n4 AND r.n9 IS NOT DISTINCT FROM l.n9
+                        AND r.n18 IS NOT DISTINCT FROM l.n18 AND r.n38 IS NOT DISTINCT FROM l.n38
+                        AND r.n38s IS NOT DISTINCT FROM l.n38s AND r.nu IS NOT DISTINCT FROM l.nu
+                        AND r.c IS NOT DISTINCT FROM l.c::text AND r.nm IS NOT DISTINCT FROM l.nm::text
+                        AND r.o IS NOT DISTINCT FROM l.o::int8 AND r.t IS NOT DISTINCT FROM l.t
+                        AND r.bt IS NOT DISTINCT FROM l.bt AND r.u IS NOT DISTINCT FROM l.u
+                        AND r.j::text IS NOT DISTINCT FROM l.j::jsonb::text)
+                 FROM llm_sql.query('SELECT * FROM pg.public.{relation}')
+                      AS r(id int, d date, ts timestamp, tz timestamptz, n4 numeric, n9 numeric,
+                           n18 numeric, n38 numeric, n38s numeric, nu numeric, c text, nm text,
+                           o int8, t text, bt bytea, u uuid, j jsonb)
+                 JOIN loc_edge l USING (id)"
+            ));
+            assert_eq!(same, Ok(Some(5)), "{relation}");
+        }
+        // DuckDB orders and compares them as Postgres does.
+        assert!(json(
+            "SELECT min(u)::text AS lo, max(u)::text AS hi FROM pg.public.loc_edge"
+        )
+        .contains("\"lo\": \"00000000-0000-0000-0000-000000000000\""));
+    }
+
+    #[pg_test]
     fn sees_the_transactions_own_writes_and_the_search_path() {
         Spi::run("CREATE TABLE loc_tx AS SELECT g AS id FROM generate_series(1, 10) g").unwrap();
         assert_eq!(count("SELECT count(*) FROM pg.public.loc_tx"), Ok(Some(10)));
@@ -202,19 +258,36 @@ mod tests {
             count("SELECT count(*) FROM pg.public.loc_secret"),
             Ok(Some(10))
         );
+        // Without row-level security, column privileges hold as in Postgres: the columns
+        // granted, and count(*) with any one of them.
+        Spi::run(
+            "ALTER TABLE loc_secret DISABLE ROW LEVEL SECURITY; SET ROLE loc_alice",
+        )
+        .unwrap();
+        assert_eq!(count("SELECT count(*) FROM pg.public.loc_secret"), Ok(Some(10)));
+        assert_eq!(count("SELECT max(id) FROM pg.public.loc_secret"), Ok(Some(10)));
+        let got = outcome(
+            "SELECT * FROM llm_sql.query_json('SELECT max(salary) FROM pg.public.loc_secret')",
+        );
+        assert!(
+            got.starts_with("42501") && got.contains("loc_secret"),
+            "{got}"
+        );
+        Spi::run("RESET ROLE").unwrap();
     }
 
     #[pg_test]
     fn an_error_while_scanning_is_a_postgres_error_and_the_backend_goes_on() {
+        // Postgres's last year fits a Postgres timestamp but not DuckDB's.
         Spi::run(
-            "CREATE TABLE loc_bad AS SELECT 'infinity'::timestamp AS ts;
+            "CREATE TABLE loc_bad AS SELECT '294276-12-31 23:59:59'::timestamp AS ts;
              CREATE TABLE loc_fine AS SELECT 1 AS x",
         )
         .unwrap();
         let got = outcome("SELECT * FROM llm_sql.query_json('SELECT * FROM pg.public.loc_bad')");
-        // Postgres's own error, raised again once DuckDB has stopped.
+        // The scan's Postgres error, raised again once DuckDB has stopped.
         assert!(
-            got.starts_with("0A000") && got.contains("infinity"),
+            got.starts_with("22008") && got.contains("\"ts\"") && got.contains("loc_bad"),
             "{got}"
         );
         assert_eq!(

@@ -31,6 +31,10 @@ fn main() {
         .query_one("SELECT current_setting('llm_sql.duckdb_threads')", &[])
         .unwrap()
         .get(0);
+    let memory: String = pg
+        .query_one("SELECT current_setting('llm_sql.duckdb_memory_limit')", &[])
+        .unwrap()
+        .get(0);
     eprintln!("generating and loading SF{sf}");
     let (load_time, loaded) = timed(|| tpch::generate_and_load(&mut pg, sf, prefix));
     loaded.unwrap();
@@ -144,9 +148,10 @@ fn main() {
          Written by `benches/tpch/run {sf}`. Scale factor **{sf}**; median of {runs} runs after one \
          warm-up run, per query and way; times include fetching the result rows into the client.\n\n\
          - Machine: {cpu}, {cores} cores. PostgreSQL 18.6 with {settings}; DuckDB 1.5.5, \
-         `llm_sql.duckdb_threads` = {threads} and DuckDB alone with {threads} threads, the same libduckdb.so.\n\
+         `llm_sql.duckdb_threads` = {threads}, `llm_sql.duckdb_memory_limit` = {memory} and DuckDB alone \
+         with {threads} threads, the same libduckdb.so.\n\
          - Data: DuckDB's `tpch` extension (`CALL dbgen(sf = {sf})`), written as Parquet files and loaded \
-         into Postgres tables with primary keys, foreign-key indexes and `ANALYZE` \
+         into Postgres tables with primary keys, foreign-key indexes and `VACUUM (ANALYZE)` \
          ({:.0} s for generation and loading). Queries: DuckDB's `tpch_queries()`, the same text everywhere.\n\
          - (a) PostgreSQL alone; (b) `llm_sql.query_json` with DuckDB reading the Postgres tables \
          through `pg.public.*`; (c) the same, DuckDB reading the Parquet files; (d) DuckDB alone \
