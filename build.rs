@@ -55,5 +55,7 @@ fn compile_pg_columns() {
         .flag("-fwrapv")
         .flag("-std=gnu11")
         .warnings(true)
+        // Postgres's own inline functions leave parameters unused.
+        .flag("-Wno-unused-parameter")
         .compile("llm_sql_pg_columns");
 }

@@ -32,7 +32,10 @@ pub enum ColumnType {
     /// Microseconds since 1970-01-01 00:00 UTC.
     TimestampTz,
     /// An integer of at most `width` digits (38 at most), `scale` of them after the point.
-    Decimal { width: u8, scale: u8 },
+    Decimal {
+        width: u8,
+        scale: u8,
+    },
     /// 16 bytes as DuckDB keeps a UUID (a hugeint whose top bit is flipped).
     Uuid,
     /// UTF-8 text.
@@ -363,7 +366,9 @@ impl Output {
         nulls: &[u8],
         rows: usize,
     ) -> Result<(), String> {
-        let width = ty.width().ok_or("internal error: strings written as fixed")?;
+        let width = ty
+            .width()
+            .ok_or("internal error: strings written as fixed")?;
         if data.len() < rows * width || nulls.len() < rows {
             return Err(format!("internal error: short buffers for {rows} rows"));
         }

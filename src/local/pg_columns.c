@@ -365,7 +365,7 @@ power_of_ten(int exponent)
 #define NUMERIC_NEG 0x4000
 #define NUMERIC_SIGN_MASK 0xC000
 
-static void
+pg_noreturn static void
 decimal_does_not_fit(const LlmSqlColumn *column, Numeric value, const char *relation)
 {
 	char	   *text = DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(value)));
@@ -429,10 +429,9 @@ decimal_value(const LlmSqlColumn *column, Numeric value, const char *relation)
 				decimal_does_not_fit(column, value, relation);
 			part = digits[i] / powers_of_ten[-exponent];
 		}
-		else if (exponent > 38)
+		else if (exponent > 38 ||
+				 __builtin_mul_overflow((int128) digits[i], power_of_ten(exponent), &part))
 			decimal_does_not_fit(column, value, relation);
-		else
-			part = (int128) digits[i] * power_of_ten(exponent);
 		if (__builtin_add_overflow(result, part, &result))
 			decimal_does_not_fit(column, value, relation);
 	}
@@ -467,7 +466,7 @@ put_decimal(LlmSqlColumn *column, int row, Numeric value, const char *relation)
 #define EPOCH_DAYS ((POSTGRES_EPOCH_JDATE) - (UNIX_EPOCH_JDATE))
 #define EPOCH_MICROS ((int64) EPOCH_DAYS * USECS_PER_DAY)
 
-static void
+pg_noreturn static void
 timestamp_out_of_range(const LlmSqlColumn *column, const char *relation)
 {
 	ereport(ERROR,
@@ -691,31 +690,18 @@ llm_sql_heap_fill(int32 id, LlmSqlColumn *columns, int32 count, int32 capacity,
 	return rows;
 }
 
-/*
- * Fetches up to `capacity` rows from `portal` (an open SPI cursor; SPI is connected) and
- * converts them into `columns`; 0 at the end.
- */
-int32
-llm_sql_cursor_fill(int32 id, Portal portal, LlmSqlColumn *columns, int32 count,
-					int32 capacity, const char *relation)
+/* Converts the first `rows` tuples of `table` into `columns`, in the reader's batch context. */
+static void
+convert_tuples(Reader *reader, SPITupleTable *table, int rows, LlmSqlColumn *columns,
+			   int32 count, const char *relation)
 {
-	Reader	   *reader = find_reader(id);
-	SPITupleTable *table;
-	Datum	   *values;
-	bool	   *isnull;
-	MemoryContext old;
-	int			rows;
+	MemoryContext old = MemoryContextSwitchTo(reader->batch);
 
-	CHECK_FOR_INTERRUPTS();
-	start_batch(reader, columns, count);
-	SPI_cursor_fetch(portal, true, capacity);
-	table = SPI_tuptable;
-	rows = (int) Min(SPI_processed, (uint64) capacity);
-	old = MemoryContextSwitchTo(reader->batch);
 	PG_TRY();
 	{
-		values = palloc(sizeof(Datum) * Max(table->tupdesc->natts, 1));
-		isnull = palloc(sizeof(bool) * Max(table->tupdesc->natts, 1));
+		Datum	   *values = palloc(sizeof(Datum) * Max(table->tupdesc->natts, 1));
+		bool	   *isnull = palloc(sizeof(bool) * Max(table->tupdesc->natts, 1));
+
 		for (int row = 0; row < rows; row++)
 		{
 			heap_deform_tuple(table->vals[row], table->tupdesc, values, isnull);
@@ -727,6 +713,26 @@ llm_sql_cursor_fill(int32 id, Portal portal, LlmSqlColumn *columns, int32 count,
 		MemoryContextSwitchTo(old);
 	}
 	PG_END_TRY();
+}
+
+/*
+ * Fetches up to `capacity` rows from `portal` (an open SPI cursor; SPI is connected) and
+ * converts them into `columns`; 0 at the end.
+ */
+int32
+llm_sql_cursor_fill(int32 id, Portal portal, LlmSqlColumn *columns, int32 count,
+					int32 capacity, const char *relation)
+{
+	Reader	   *reader = find_reader(id);
+	SPITupleTable *table;
+	int			rows;
+
+	CHECK_FOR_INTERRUPTS();
+	start_batch(reader, columns, count);
+	SPI_cursor_fetch(portal, true, capacity);
+	table = SPI_tuptable;
+	rows = (int) Min(SPI_processed, (uint64) capacity);
+	convert_tuples(reader, table, rows, columns, count, relation);
 	SPI_freetuptable(table);
 	return rows;
 }

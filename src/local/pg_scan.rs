@@ -27,9 +27,9 @@ use std::time::Duration;
 use pgrx::pg_sys::panic::CaughtError;
 use pgrx::pg_sys::{Oid, PgTryBuilder};
 
-use crate::engine::ffi::{Connection, InterruptTarget};
-use crate::engine::table_function::{Binding, ColumnType, Output, TableFunction};
 use super::producer::{self, Batch, BatchColumn, Kind};
+use crate::engine::ffi::{Connection, InterruptTarget};
+use crate::engine::table_function::{self, Binding, ColumnType, Output, TableFunction};
 use crate::error::Result;
 use crate::threads::{cancel_requested, with_signals_blocked};
 
@@ -163,9 +163,7 @@ impl TableFunction for PgScan {
     type Bound = (u64, Arc<ScanSpec>);
     type Scan = Arc<ScanState>;
 
-    fn bind(
-        arguments: &[i64],
-    ) -> std::result::Result<Binding<Self::Bound>, String> {
+    fn bind(arguments: &[i64]) -> std::result::Result<Binding<Self::Bound>, String> {
         let token = arguments[0] as u64;
         let spec = specs()
             .lock()

@@ -166,12 +166,7 @@ thread_local! {
 
 /// The next batch of scan `scan` (DuckDB's scan of `spec` reading `projection`: indexes into
 /// `spec.columns`, `None` for the row id). Raises Postgres errors (the caller catches them).
-pub fn next_batch(
-    scan: u64,
-    token: u64,
-    spec: &ScanSpec,
-    projection: &[Option<usize>],
-) -> Batch {
+pub fn next_batch(scan: u64, token: u64, spec: &ScanSpec, projection: &[Option<usize>]) -> Batch {
     let started = PRODUCERS.with(|p| p.borrow().contains_key(&scan));
     if !started {
         let producer = start(token, spec, projection);
@@ -248,8 +243,8 @@ fn start(token: u64, spec: &ScanSpec, projection: &[Option<usize>]) -> Producer 
         .collect();
     let query = CString::new(format!("SELECT {} FROM {}", list.join(", "), spec.relation))
         .unwrap_or_default();
-    let name = CString::new(format!("llm_sql_pg_scan_{token}_{}", next_cursor()))
-        .unwrap_or_default();
+    let name =
+        CString::new(format!("llm_sql_pg_scan_{token}_{}", next_cursor())).unwrap_or_default();
     Spi::connect(|_| {
         // SAFETY: SPI is connected; a read-only cursor of our own name, with the statement's
         // snapshot, as the current role.

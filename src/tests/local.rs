@@ -191,10 +191,10 @@ mod tests {
             assert_eq!(same, Ok(Some(5)), "{relation}");
         }
         // DuckDB orders and compares them as Postgres does.
-        assert!(json(
-            "SELECT min(u)::text AS lo, max(u)::text AS hi FROM pg.public.loc_edge"
-        )
-        .contains("\"lo\": \"00000000-0000-0000-0000-000000000000\""));
+        assert!(
+            json("SELECT min(u)::text AS lo, max(u)::text AS hi FROM pg.public.loc_edge")
+                .contains("\"lo\": \"00000000-0000-0000-0000-000000000000\"")
+        );
     }
 
     #[pg_test]
@@ -260,12 +260,15 @@ mod tests {
         );
         // Without row-level security, column privileges hold as in Postgres: the columns
         // granted, and count(*) with any one of them.
-        Spi::run(
-            "ALTER TABLE loc_secret DISABLE ROW LEVEL SECURITY; SET ROLE loc_alice",
-        )
-        .unwrap();
-        assert_eq!(count("SELECT count(*) FROM pg.public.loc_secret"), Ok(Some(10)));
-        assert_eq!(count("SELECT max(id) FROM pg.public.loc_secret"), Ok(Some(10)));
+        Spi::run("ALTER TABLE loc_secret DISABLE ROW LEVEL SECURITY; SET ROLE loc_alice").unwrap();
+        assert_eq!(
+            count("SELECT count(*) FROM pg.public.loc_secret"),
+            Ok(Some(10))
+        );
+        assert_eq!(
+            count("SELECT max(id) FROM pg.public.loc_secret"),
+            Ok(Some(10))
+        );
         let got = outcome(
             "SELECT * FROM llm_sql.query_json('SELECT max(salary) FROM pg.public.loc_secret')",
         );

@@ -70,12 +70,12 @@ fn main() {
     pg.batch_execute(&format!(
         "DROP TABLE IF EXISTS scan_rows;
          CREATE TABLE scan_rows ({});
-         INSERT INTO scan_rows SELECT {} FROM generate_series(1, {rows}) g;
-         VACUUM (ANALYZE) scan_rows;",
+         INSERT INTO scan_rows SELECT {} FROM generate_series(1, {rows}) g;",
         definitions.join(", "),
         values.join(", ")
     ))
     .unwrap();
+    pg.batch_execute("VACUUM (ANALYZE) scan_rows").unwrap();
     let pages: i64 = pg
         .query_one(
             "SELECT pg_relation_size('scan_rows') / current_setting('block_size')::int8",
