@@ -311,7 +311,11 @@ pub fn serve_while<T>(target: InterruptTarget, call: impl FnOnce() -> T) -> T {
                                 }
                             },
                         };
+                        let more = matches!(&answer, Ok(batch) if batch.len > 0);
                         let _ = request.reply.send(answer);
+                        if more && failure.is_none() {
+                            failure = serve_ahead(&request.state).err();
+                        }
                     }
                     Err(_) => {
                         if !interrupted && cancel_requested() {
@@ -344,6 +348,20 @@ fn caught_message(error: &CaughtError) -> String {
             ereport: report, ..
         } => format!("reading the local database failed: {}", report.message()),
     }
+}
+
+/// Makes the batch after the one just sent, catching any Postgres error (raised again when
+/// DuckDB has returned).
+fn serve_ahead(state: &Arc<ScanState>) -> std::result::Result<(), Box<CaughtError>> {
+    if state.spec.released.load(Ordering::SeqCst) {
+        return Ok(());
+    }
+    PgTryBuilder::new(|| {
+        producer::make_ahead(state.id);
+        Ok(())
+    })
+    .catch_others(|error| Err(Box::new(error)))
+    .execute()
 }
 
 /// Makes the next batch of a scan, catching any Postgres error.

@@ -157,6 +157,10 @@ struct Producer {
     /// Per projected column of DuckDB's scan: `None` for DuckDB's row id.
     columns: Vec<Option<Projected>>,
     rows_so_far: i64,
+    /// The next batch, made while DuckDB worked on the previous one.
+    ahead: Option<Batch>,
+    /// The last batch was empty: a heap scan must not be asked again (it would start over).
+    exhausted: bool,
 }
 
 thread_local! {
@@ -175,7 +179,21 @@ pub fn next_batch(scan: u64, token: u64, spec: &ScanSpec, projection: &[Option<u
     PRODUCERS.with(|p| {
         let mut producers = p.borrow_mut();
         let producer = producers.get_mut(&scan).expect("the scan was just started");
-        fill(producer)
+        producer.ahead.take().unwrap_or_else(|| fill(producer))
+    })
+}
+
+/// Makes the batch after the one just handed to DuckDB, so that the backend converts rows while
+/// DuckDB computes. (A value DuckDB cannot hold is thus an error up to two batches before
+/// DuckDB would have read it, as with any read-ahead.)
+pub fn make_ahead(scan: u64) {
+    PRODUCERS.with(|p| {
+        let mut producers = p.borrow_mut();
+        if let Some(producer) = producers.get_mut(&scan) {
+            if producer.ahead.is_none() && !producer.exhausted {
+                producer.ahead = Some(fill(producer));
+            }
+        }
     })
 }
 
@@ -232,6 +250,8 @@ fn start(token: u64, spec: &ScanSpec, projection: &[Option<usize>]) -> Producer 
             relation,
             columns,
             rows_so_far: 0,
+            ahead: None,
+            exhausted: false,
         };
     }
     let list: Vec<String> = read
@@ -274,6 +294,8 @@ fn start(token: u64, spec: &ScanSpec, projection: &[Option<usize>]) -> Producer 
         relation,
         columns,
         rows_so_far: 0,
+        ahead: None,
+        exhausted: false,
     }
 }
 
@@ -291,6 +313,9 @@ struct Buffers {
 }
 
 fn fill(producer: &mut Producer) -> Batch {
+    if producer.exhausted {
+        return Batch::empty();
+    }
     let projected: Vec<&Projected> = producer.columns.iter().flatten().collect();
     let mut buffers: Vec<Buffers> = projected
         .iter()
@@ -351,6 +376,7 @@ fn fill(producer: &mut Producer) -> Batch {
         }),
     };
     let rows = rows.max(0) as usize;
+    producer.exhausted = rows == 0;
     let first = producer.rows_so_far;
     producer.rows_so_far += rows as i64;
     let mut filled = projected.iter().zip(buffers).zip(&c_columns);
