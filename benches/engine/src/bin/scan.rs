@@ -31,7 +31,11 @@ const COLUMNS: [(&str, &str, &str); 16] = [
     ),
     ("c10", "numeric(15,2)", "g * 1.25"),
     ("c11", "varchar(25)", "left(md5(g::text), 25)"),
-    ("c12", "int8", "CASE WHEN g % 5 = 0 THEN NULL ELSE g * 7 END"),
+    (
+        "c12",
+        "int8",
+        "CASE WHEN g % 5 = 0 THEN NULL ELSE g * 7 END",
+    ),
     ("c13", "date", "DATE '1995-06-01' - (g % 900)::int"),
     ("c14", "float4", "(g % 1000) / 8.0"),
     ("c15", "text", "repeat('x', (g % 40)::int)"),
@@ -87,7 +91,10 @@ fn main() {
     // A warm-up run, then `runs` timed runs; the median counts.
     let time = |f: &mut dyn FnMut() -> String| -> (Duration, String) {
         let answer = f();
-        (median((0..runs).map(|_| timed(&mut *f).0).collect()), answer)
+        (
+            median((0..runs).map(|_| timed(&mut *f).0).collect()),
+            answer,
+        )
     };
 
     let mut table = String::new();
@@ -96,10 +103,8 @@ fn main() {
         let sql = format!("SELECT {} FROM scan_rows", aggregates(columns));
         let mut postgres = |parallel: bool| {
             let workers = if parallel { 2 } else { 0 };
-            pg.batch_execute(&format!(
-                "SET max_parallel_workers_per_gather = {workers}"
-            ))
-            .unwrap();
+            pg.batch_execute(&format!("SET max_parallel_workers_per_gather = {workers}"))
+                .unwrap();
             time(&mut || pg.query_one(sql.as_str(), &[]).unwrap().get::<_, String>(0))
         };
         let (serial, want) = postgres(false);
@@ -108,12 +113,13 @@ fn main() {
             "SELECT v FROM llm_sql.query($q${}$q$) AS t(v text)",
             sql.replace("FROM scan_rows", "AS v FROM pg.public.scan_rows")
         );
-        let (llm_sql, got) =
-            time(&mut || pg.query_one(duck_sql.as_str(), &[]).unwrap().get::<_, String>(0));
+        let (llm_sql, got) = time(&mut || {
+            pg.query_one(duck_sql.as_str(), &[])
+                .unwrap()
+                .get::<_, String>(0)
+        });
         if got != want {
-            mismatches.push(format!(
-                "{columns} columns: Postgres {want}, llm_sql {got}"
-            ));
+            mismatches.push(format!("{columns} columns: Postgres {want}, llm_sql {got}"));
         }
         eprintln!(
             "{columns} columns: Postgres {serial:?} serial, {parallel:?} parallel; llm_sql {llm_sql:?}"
