@@ -3,7 +3,8 @@
 // its RUNPATH: `$ORIGIN` for the installed extension, and the build-time DUCKDB_LIB_DIR for
 // test binaries that run from target/.
 //
-// src/local/pg_columns.c converts Postgres rows into DuckDB's column layout; it is compiled
+// src/local/pg_columns.c converts Postgres rows into DuckDB's column layout, and
+// src/local/pg_copy.c builds and checks columnar copies of tables; they are compiled
 // against the server headers of the PostgreSQL that pgrx builds for (its pg_config).
 //
 // src/engine/shim.cpp uses DuckDB's C++ API for what the C API lacks; it is compiled against
@@ -14,6 +15,8 @@ fn main() {
     println!("cargo:rerun-if-env-changed=DUCKDB_CPP_INCLUDE_DIR");
     println!("cargo:rerun-if-changed=src/engine/shim.cpp");
     println!("cargo:rerun-if-changed=src/local/pg_columns.c");
+    println!("cargo:rerun-if-changed=src/local/pg_columns.h");
+    println!("cargo:rerun-if-changed=src/local/pg_copy.c");
     println!("cargo:rerun-if-env-changed=PGRX_PG_CONFIG_PATH");
     println!("cargo:rustc-link-arg=-Wl,-rpath,$ORIGIN");
     if let Ok(dir) = std::env::var("DUCKDB_LIB_DIR") {
@@ -49,6 +52,7 @@ fn compile_pg_columns() {
         .unwrap_or_else(|e| panic!("pg_config --includedir-server failed: {e}"));
     cc::Build::new()
         .file("src/local/pg_columns.c")
+        .file("src/local/pg_copy.c")
         .include(include)
         // As Postgres itself is compiled.
         .flag("-fno-strict-aliasing")

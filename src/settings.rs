@@ -20,6 +20,7 @@ pub static DUCKDB_MAX_TEMP_DIRECTORY_SIZE: GucSetting<Option<CString>> =
 pub static DUCKDB_EXTENSION_DIRECTORY: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c""));
 pub static NUMERIC_AS_DOUBLE: GucSetting<bool> = GucSetting::<bool>::new(false);
+pub static LOCAL_COPY_MEMORY_MB: GucSetting<i32> = GucSetting::<i32>::new(128);
 pub static ATTACH_ROLE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c""));
 pub static ATTACH_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(10_000);
 
@@ -142,6 +143,16 @@ pub fn init() {
         &NUMERIC_AS_DOUBLE,
         GucContext::Userset,
         GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"llm_sql.local_copy_memory",
+        c"Most heap each backend keeps as columnar copies of local tables in its DuckDB (0: none).",
+        c"Counted as the heap size of the copied pages; least recently used copies are dropped first. Per backend and role.",
+        &LOCAL_COPY_MEMORY_MB,
+        0,
+        i32::MAX,
+        GucContext::Suset,
+        GucFlags::UNIT_MB,
     );
     llm_settings();
     // SAFETY: called from _PG_init on the backend thread; reserves the prefix so that typos in

@@ -1,4 +1,4 @@
-//! `ALTER EXTENSION llm_sql UPDATE` from each earlier release (0.1.0 and 0.2.0, whose install
+//! `ALTER EXTENSION llm_sql UPDATE` from each earlier release (0.1.0, 0.2.0 and 0.3.0, whose install
 //! scripts client_tests/run installs from client_tests/fixtures) gives the same objects as a fresh
 //! install, and keeps the data that was there.
 
@@ -95,7 +95,7 @@ fn updating_from_each_earlier_release_gives_a_fresh_install_and_keeps_the_data()
         .unwrap()
         .get(0);
     drop(new);
-    for old_version in ["0.1.0", "0.2.0"] {
+    for old_version in ["0.1.0", "0.2.0", "0.3.0"] {
         update_from(&mut su, old_version, &current);
     }
     su.batch_execute("DROP DATABASE llm_sql_fresh").unwrap();
@@ -111,7 +111,12 @@ fn update_from(su: &mut Client, old_version: &str, current: &str) {
     // What an earlier release left behind: a remembered attachment with a grant, an embedding
     // job, an auto-embedded column with its trigger and a queued row. (Written directly: the
     // old functions point at code this library only keeps to say that they are outdated.)
-    old.batch_execute(
+    // (0.3.0 moved the trigger function to llm_sql_internal.)
+    let trigger = match old_version {
+        "0.1.0" | "0.2.0" => "llm_sql._enqueue_embedding",
+        _ => "llm_sql_internal.enqueue_embedding",
+    };
+    old.batch_execute(&format!(
         "DROP ROLE IF EXISTS upgrade_friend; CREATE ROLE upgrade_friend;
          CREATE TABLE notes (id int PRIMARY KEY, body text, embedding vector(8));
          INSERT INTO llm_sql.attachment_registry (alias, type, dsn, read_only, owner)
@@ -122,24 +127,29 @@ fn update_from(su: &mut Client, old_version: &str, current: &str) {
          INSERT INTO llm_sql.auto_embeddings (tbl, source_column, target_column, model, run_as, key_columns)
              VALUES ('notes', 'body', 'embedding', 'nomic-embed-text', 10, '{id}');
          CREATE TRIGGER llm_sql_embed_ins_3 AFTER INSERT ON notes FOR EACH ROW
-             WHEN (NEW.body IS NOT NULL) EXECUTE FUNCTION llm_sql._enqueue_embedding('embedding', '1');
+             WHEN (NEW.body IS NOT NULL) EXECUTE FUNCTION {trigger}('embedding', '1');
          INSERT INTO notes (id, body) VALUES (1, 'before the update');",
-    )
+    ))
     .unwrap();
+    // Functions whose C code changed meaning say that the extension needs updating. (0.3.0's
+    // functions all still work with this library.)
     let retired = match old_version {
-        "0.1.0" => "SELECT llm_sql.attach_internal('x', '/tmp/x.db', NULL, true, true)",
-        _ => "SELECT * FROM llm_sql.semantic_search('notes', 'x')",
+        "0.1.0" => Some("SELECT llm_sql.attach_internal('x', '/tmp/x.db', NULL, true, true)"),
+        "0.2.0" => Some("SELECT * FROM llm_sql.semantic_search('notes', 'x')"),
+        _ => None,
     };
-    let outdated = old.batch_execute(retired).unwrap_err();
-    let hint = outdated
-        .as_db_error()
-        .and_then(|e| e.hint())
-        .unwrap_or_default();
-    assert!(
-        hint.contains("ALTER EXTENSION llm_sql UPDATE"),
-        "{old_version}: {}",
-        describe(&outdated)
-    );
+    if let Some(retired) = retired {
+        let outdated = old.batch_execute(retired).unwrap_err();
+        let hint = outdated
+            .as_db_error()
+            .and_then(|e| e.hint())
+            .unwrap_or_default();
+        assert!(
+            hint.contains("ALTER EXTENSION llm_sql UPDATE"),
+            "{old_version}: {}",
+            describe(&outdated)
+        );
+    }
     old.batch_execute("ALTER EXTENSION llm_sql UPDATE").unwrap();
     let version: String = old
         .query_one(

@@ -4,6 +4,7 @@
 mod ask;
 pub mod attach;
 mod comments;
+mod copies;
 mod embed;
 mod inline_embed;
 mod llm;

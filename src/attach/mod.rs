@@ -33,6 +33,7 @@ const RESERVED: &[&str] = &[
     "information_schema",
     "llm_sql",
     "duckdb",
+    "llm_sql_copies",
 ];
 
 /// Checks an alias: `^[a-z_][a-z0-9_]{0,62}$`, not reserved, not an SQL keyword.

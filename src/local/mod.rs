@@ -13,6 +13,7 @@
 //! for batches of rows ([`pg_scan`]), and the backend thread serves those requests while it
 //! waits for DuckDB. Only projected columns are read; filters are applied by DuckDB.
 
+pub mod copy;
 pub mod pg_scan;
 mod producer;
 
@@ -30,9 +31,14 @@ use producer::Kind;
 /// The catalog name of the local database inside DuckDB.
 pub const CATALOG: &str = "pg";
 
-/// Sets up a new DuckDB instance: the `pg` catalog and the scan function.
+/// Sets up a new DuckDB instance: the `pg` catalog, the catalog of copies (compressed, as a
+/// DuckDB file would be) and the scan function.
 pub fn install(conn: &Connection) -> Result<()> {
     conn.run(&format!("ATTACH ':memory:' AS {CATALOG}"))?;
+    conn.run(&format!(
+        "ATTACH ':memory:' AS {} (COMPRESS)",
+        copy::CATALOG
+    ))?;
     pg_scan::register(conn)
 }
 
@@ -93,8 +99,28 @@ impl Drop for LocalScans {
 }
 
 /// Resolves the `pg` tables of a statement's syntax tree (`None`: not a SELECT, or one that
-/// does not mention `pg`) and (re)creates their DuckDB views.
-pub fn prepare(conn: &Connection, tree: Option<&serde_json::Value>) -> Result<LocalScans> {
+/// does not mention `pg`) and (re)creates their DuckDB views: over the table's copy and a live
+/// scan of the pages the copy may not stand for, or over a live scan of it all. Copies are
+/// built, rebuilt and dropped only when `may_build` (not while another statement of the
+/// instance is running).
+pub fn prepare(
+    conn: &Connection,
+    copies: &copy::Copies,
+    may_build: bool,
+    tree: Option<&serde_json::Value>,
+) -> Result<LocalScans> {
+    if crate::engine::security::catalogs(tree)
+        .iter()
+        .any(|name| name == copy::CATALOG)
+    {
+        return Err(Error::permission_denied(format!(
+            "{} is llm_sql's own: read local tables as pg.<schema>.<table>",
+            copy::CATALOG
+        )));
+    }
+    if may_build {
+        copies.sweep(conn)?;
+    }
     let mut scans = LocalScans::default();
     for (schema, table) in tree.map(referenced).unwrap_or_default() {
         let spec = resolve(schema.as_deref(), &table)?;
@@ -107,22 +133,49 @@ pub fn prepare(conn: &Connection, tree: Option<&serde_json::Value>) -> Result<Lo
                 format!("{} AS {column}", c.view_expr.replace("$c", &column))
             })
             .collect();
-        let token = pg_scan::add(spec);
-        scans.tokens.push(token);
+        let from = match copies.read(conn, &spec, may_build)? {
+            Some(read) => {
+                let copied = read.select(&spec);
+                let token = pg_scan::add(spec.with_mode(pg_scan::ScanMode::Blocks(read.live)));
+                scans.tokens.push(token);
+                format!("({copied} UNION ALL SELECT * FROM llm_sql_pg_scan({token}))")
+            }
+            None => {
+                let token = pg_scan::add(spec);
+                scans.tokens.push(token);
+                format!("llm_sql_pg_scan({token})")
+            }
+        };
         conn.run(&format!(
-                "CREATE SCHEMA IF NOT EXISTS {CATALOG}.{schema}; \
-                 CREATE OR REPLACE VIEW {CATALOG}.{schema}.{table} AS SELECT {list} FROM llm_sql_pg_scan({token})",
-                schema = quote::ident(&view_schema),
-                table = quote::ident(&table),
-                list = if select_list.is_empty() {
-                    "*".to_string()
-                } else {
-                    select_list.join(", ")
-                },
-            ),
-        )?;
+            "CREATE SCHEMA IF NOT EXISTS {CATALOG}.{schema}; \
+             CREATE OR REPLACE VIEW {CATALOG}.{schema}.{table} AS SELECT {list} FROM {from}",
+            schema = quote::ident(&view_schema),
+            table = quote::ident(&table),
+            list = if select_list.is_empty() {
+                "*".to_string()
+            } else {
+                select_list.join(", ")
+            },
+        ))?;
     }
     Ok(scans)
+}
+
+/// Builds the copy of relation `relid` now (`llm_sql.warm`): its rows.
+pub fn warm(conn: &Connection, copies: &copy::Copies, relid: Oid) -> Result<i64> {
+    let names = Spi::get_two_with_args::<String, String>(
+        "SELECT n.nspname::text, c.relname::text FROM pg_catalog.pg_class c \
+         JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1",
+        &[relid.into()],
+    )
+    .map_err(|e| Error::internal(e.to_string()))?;
+    let (Some(schema), Some(table)) = names else {
+        return Err(Error::new(
+            PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE,
+            format!("relation with OID {} does not exist", u32::from(relid)),
+        ));
+    };
+    copies.warm(conn, &resolve(Some(&schema), &table)?)
 }
 
 /// Looks the relation up as the current role would (search_path for `pg.table`).

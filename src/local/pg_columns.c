@@ -44,59 +44,7 @@
 #include "utils/uuid.h"
 #include "varatt.h"
 
-/* Column kinds: keep in step with `Kind` in src/local/pg_scan.rs. */
-enum
-{
-	LLM_SQL_KIND_BOOL = 1,
-	LLM_SQL_KIND_INT2,
-	LLM_SQL_KIND_INT4,
-	LLM_SQL_KIND_INT8,
-	LLM_SQL_KIND_OID,			/* to BIGINT */
-	LLM_SQL_KIND_FLOAT4,
-	LLM_SQL_KIND_FLOAT8,
-	LLM_SQL_KIND_DATE,			/* to DuckDB DATE: days since 1970 */
-	LLM_SQL_KIND_TIMESTAMP,		/* timestamp and timestamptz: microseconds since 1970 */
-	LLM_SQL_KIND_DECIMAL,		/* numeric to DECIMAL(width, scale), exactly or an ERROR */
-	LLM_SQL_KIND_NUMERIC_DOUBLE,	/* numeric to DOUBLE, as Postgres's own cast rounds it */
-	LLM_SQL_KIND_UUID,			/* to DuckDB UUID (a hugeint with its top bit flipped) */
-	LLM_SQL_KIND_TEXT,			/* any varlena text (text, varchar, json, ::text) */
-	LLM_SQL_KIND_BPCHAR,		/* character(n): trailing blanks dropped, as ::text does */
-	LLM_SQL_KIND_NAME,
-	LLM_SQL_KIND_BYTEA,			/* to BLOB */
-	LLM_SQL_KIND_JSONB,			/* as text, jsonb's output */
-};
-
-/* One column of a batch; shared with Rust (`CColumn`), which owns data, nulls and offsets. */
-typedef struct LlmSqlColumn
-{
-	int32		source;			/* 0-based index into the row's values */
-	int32		kind;
-	int32		width;			/* DECIMAL: precision */
-	int32		scale;			/* DECIMAL: scale */
-	const char *name;			/* for error messages */
-	char	   *data;			/* fixed-width kinds: room for `capacity` values */
-	uint8	   *nulls;			/* room for `capacity` flags, 1 = NULL */
-	uint32	   *offsets;		/* text kinds: room for `capacity` + 1 offsets */
-	/* text kinds: the bytes, palloc'd in the batch context (read by Rust after the call) */
-	char	   *bytes;
-	uint64		bytes_len;
-	uint64		bytes_cap;
-} LlmSqlColumn;
-
-/* One open scan, known to Rust only by its number. */
-typedef struct Reader
-{
-	int32		id;
-	SubTransactionId subxact;	/* forgotten when this subtransaction aborts */
-	MemoryContext context;		/* the reader and its scan live here */
-	MemoryContext batch;		/* reset per batch: detoasted values, text bytes */
-	Relation	relation;		/* heap readers only */
-	TableScanDesc scan;
-	TupleTableSlot *slot;
-	Snapshot	snapshot;
-	ResourceOwner owner;		/* holds the snapshot and the scan's buffer pins */
-	int			last_attno;		/* deform up to here */
-} Reader;
+#include "pg_columns.h"
 
 #define MAX_READERS 64
 static Reader *readers[MAX_READERS];
@@ -132,7 +80,7 @@ on_subxact(SubXactEvent event, SubTransactionId sub, SubTransactionId parent, vo
 				readers[i]->subxact = parent;
 }
 
-static Reader *
+Reader *
 new_reader(void)
 {
 	MemoryContext context;
@@ -167,7 +115,7 @@ new_reader(void)
 	return reader;
 }
 
-static Reader *
+Reader *
 find_reader(int32 id)
 {
 	for (int i = 0; i < MAX_READERS; i++)
@@ -180,33 +128,31 @@ find_reader(int32 id)
 }
 
 /*
- * Starts a heap scan of `relid` reading attributes `attnums` (1-based, `count` of them), or
- * returns 0 when the scan must go through Postgres's executor instead: row-level security
- * applies, the relation is not a plain table or materialized view, or there is no snapshot.
- * Raises the executor's own error when the current role may not read those columns. Also
- * raises an error when a column's type is no longer `types[i]`/`typmods[i]` (the table was
- * altered after the statement looked at it).
+ * Opens `relid` for a heap read of attributes `attnums` (1-based, `count` of them), or returns
+ * NULL when the read must go through Postgres's executor instead: row-level security applies,
+ * the relation is not a plain table or materialized view, or there is no snapshot. Raises the
+ * executor's own error when the current role may not read those columns. Also raises an error
+ * when a column's type is no longer `types[i]`/`typmods[i]` (the table was altered after the
+ * statement looked at it). The lock is held until the transaction ends.
  */
-int32
-llm_sql_heap_begin(Oid relid, const int16 *attnums, const Oid *types, const int32 *typmods,
-				   int32 count)
+Relation
+open_for_heap_read(Oid relid, const int16 *attnums, const Oid *types, const int32 *typmods,
+				   int32 count, int *last_attno)
 {
 	Relation	relation;
 	RangeTblEntry *rte;
 	RTEPermissionInfo *permissions;
-	MemoryContext old;
-	Reader	   *reader;
 	int			last = 0;
 
 	if (!ActiveSnapshotSet())
-		return 0;
+		return NULL;
 	relation = table_open(relid, AccessShareLock);
 	if ((relation->rd_rel->relkind != RELKIND_RELATION &&
 		 relation->rd_rel->relkind != RELKIND_MATVIEW) ||
 		!RelationIsPopulated(relation))
 	{
-		table_close(relation, AccessShareLock);
-		return 0;
+		table_close(relation, NoLock);
+		return NULL;
 	}
 
 	/* The executor's check: SELECT on the table, or on every column read (any, for none). */
@@ -229,8 +175,8 @@ llm_sql_heap_begin(Oid relid, const int16 *attnums, const Oid *types, const int3
 
 	if (check_enable_rls(relid, InvalidOid, false) == RLS_ENABLED)
 	{
-		table_close(relation, AccessShareLock);
-		return 0;
+		table_close(relation, NoLock);
+		return NULL;
 	}
 
 	for (int i = 0; i < count; i++)
@@ -250,15 +196,63 @@ llm_sql_heap_begin(Oid relid, const int16 *attnums, const Oid *types, const int3
 					 errhint("Run the statement again.")));
 		last = Max(last, attnums[i]);
 	}
+	*last_attno = last;
+	return relation;
+}
 
+/* Sets a TID range scan to blocks [start, end). */
+static void
+set_block_range(Reader *reader, bool first)
+{
+	ItemPointerData min;
+	ItemPointerData max;
+	BlockNumber start = reader->range_starts[reader->range];
+	BlockNumber end = reader->range_ends[reader->range];
+
+	ItemPointerSet(&min, start, FirstOffsetNumber);
+	ItemPointerSet(&max, end - 1, MaxOffsetNumber);
+	if (first)
+		reader->scan = table_beginscan_tidrange(reader->relation, reader->snapshot, &min, &max);
+	else
+		table_rescan_tidrange(reader->scan, &min, &max);
+}
+
+/*
+ * Starts a heap scan (see open_for_heap_read; 0 when the executor must read instead) with the
+ * statement's snapshot. `nranges` < 0 reads every block; otherwise only blocks
+ * [range_starts[i], range_ends[i]) (ascending, non-empty ranges).
+ */
+int32
+llm_sql_heap_begin(Oid relid, const int16 *attnums, const Oid *types, const int32 *typmods,
+				   int32 count, const uint32 *range_starts, const uint32 *range_ends,
+				   int32 nranges)
+{
+	Relation	relation;
+	MemoryContext old;
+	Reader	   *reader;
+	int			last = 0;
+
+	relation = open_for_heap_read(relid, attnums, types, typmods, count, &last);
+	if (relation == NULL)
+		return 0;
 	reader = new_reader();
 	old = MemoryContextSwitchTo(reader->context);
 	reader->relation = relation;
 	reader->owner = CurrentResourceOwner;
 	reader->snapshot = RegisterSnapshot(GetActiveSnapshot());
-	reader->scan = table_beginscan(relation, reader->snapshot, 0, NULL);
 	reader->slot = table_slot_create(relation, NULL);
 	reader->last_attno = last;
+	reader->nranges = nranges < 0 ? -1 : nranges;
+	if (nranges < 0)
+		reader->scan = table_beginscan(relation, reader->snapshot, 0, NULL);
+	else if (nranges > 0)
+	{
+		reader->range_starts = palloc(sizeof(BlockNumber) * nranges);
+		reader->range_ends = palloc(sizeof(BlockNumber) * nranges);
+		memcpy(reader->range_starts, range_starts, sizeof(BlockNumber) * nranges);
+		memcpy(reader->range_ends, range_ends, sizeof(BlockNumber) * nranges);
+		set_block_range(reader, true);
+	}
 	MemoryContextSwitchTo(old);
 	return reader->id;
 }
@@ -281,15 +275,20 @@ llm_sql_reader_end(int32 id)
 		if (reader == NULL || reader->id != id)
 			continue;
 		readers[i] = NULL;
-		if (reader->scan != NULL)
+		if (reader->relation != NULL)
 		{
 			ResourceOwner caller = CurrentResourceOwner;
 
 			/* Released where they were taken, whatever called us. */
 			CurrentResourceOwner = reader->owner;
-			ExecDropSingleTupleTableSlot(reader->slot);
-			table_endscan(reader->scan);
-			UnregisterSnapshot(reader->snapshot);
+			if (reader->build != NULL)
+				copy_build_end(reader);
+			if (reader->slot != NULL)
+				ExecDropSingleTupleTableSlot(reader->slot);
+			if (reader->scan != NULL)
+				table_endscan(reader->scan);
+			if (reader->snapshot != NULL)
+				UnregisterSnapshot(reader->snapshot);
 			/* The lock stays until the transaction ends, as the executor's does. */
 			table_close(reader->relation, NoLock);
 			CurrentResourceOwner = caller;
@@ -613,10 +612,10 @@ put_value(LlmSqlColumn *column, int row, Datum value, const char *relation)
 static bool
 is_text_kind(int kind)
 {
-	return kind >= LLM_SQL_KIND_TEXT;
+	return kind >= LLM_SQL_KIND_TEXT && kind != LLM_SQL_KIND_BLOCK;
 }
 
-static void
+void
 start_batch(Reader *reader, LlmSqlColumn *columns, int32 count)
 {
 	MemoryContextReset(reader->batch);
@@ -631,14 +630,18 @@ start_batch(Reader *reader, LlmSqlColumn *columns, int32 count)
 }
 
 /* Converts one row (`values`/`isnull` indexed by each column's `source`) into row `row`. */
-static void
+void
 put_row(LlmSqlColumn *columns, int32 count, int row, const Datum *values, const bool *isnull,
 		const char *relation)
 {
 	for (int c = 0; c < count; c++)
 	{
 		LlmSqlColumn *column = &columns[c];
-		bool		null = isnull[column->source];
+		bool		null;
+
+		if (column->kind == LLM_SQL_KIND_BLOCK)
+			continue;			/* the copy builder writes it */
+		null = isnull[column->source];
 
 		column->nulls[row] = null;
 		if (!null)
@@ -653,6 +656,22 @@ put_row(LlmSqlColumn *columns, int32 count, int row, const Datum *values, const 
 			column->offsets[row + 1] = (uint32) column->bytes_len;
 		}
 	}
+}
+
+/* The next visible tuple of a heap reader into its slot: false at the end. */
+static bool
+next_tuple(Reader *reader)
+{
+	if (reader->nranges < 0)
+		return table_scan_getnextslot(reader->scan, ForwardScanDirection, reader->slot);
+	while (reader->range < reader->nranges)
+	{
+		if (table_scan_getnextslot_tidrange(reader->scan, ForwardScanDirection, reader->slot))
+			return true;
+		if (++reader->range < reader->nranges)
+			set_block_range(reader, false);
+	}
+	return false;
 }
 
 /* Reads up to `capacity` rows of a heap reader into `columns`; 0 at the end of the table. */
@@ -672,8 +691,7 @@ llm_sql_heap_fill(int32 id, LlmSqlColumn *columns, int32 count, int32 capacity,
 	CurrentResourceOwner = reader->owner;
 	PG_TRY();
 	{
-		while (rows < capacity &&
-			   table_scan_getnextslot(reader->scan, ForwardScanDirection, reader->slot))
+		while (rows < capacity && next_tuple(reader))
 		{
 			slot_getsomeattrs(reader->slot, reader->last_attno);
 			put_row(columns, count, rows, reader->slot->tts_values, reader->slot->tts_isnull,

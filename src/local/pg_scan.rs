@@ -34,6 +34,7 @@ use crate::error::Result;
 use crate::threads::{cancel_requested, with_signals_blocked};
 
 /// One column of a `pg.<schema>.<table>` view.
+#[derive(Clone)]
 pub struct ColumnSpec {
     pub name: String,
     pub attnum: i16,
@@ -47,9 +48,31 @@ pub struct ColumnSpec {
     pub view_expr: String,
 }
 
+/// Which rows a scan reads.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ScanMode {
+    /// Every row the statement's snapshot sees (a heap scan, or a cursor).
+    Whole,
+    /// The rows the snapshot sees in blocks `start..end` of each range (ascending): the pages of
+    /// a copied table that its copy may not stand for. A heap scan only.
+    Blocks(Vec<(u32, u32)>),
+    /// A copy's build: the rows of the all-visible pages, each column named `c<attnum>`, and
+    /// the block each row came from as a last column, `blk`.
+    Build,
+}
+
+/// The name of a copied column in the copy's table.
+pub fn copy_column(attnum: i16) -> String {
+    format!("c{attnum}")
+}
+
+/// The copy's column holding each row's heap block.
+pub const BLOCK_COLUMN: &str = "blk";
+
 /// What one `pg.<schema>.<table>` reference of a statement reads.
 pub struct ScanSpec {
     pub relid: Oid,
+    pub mode: ScanMode,
     /// The relation, quoted for Postgres.
     pub relation: String,
     pub columns: Vec<ColumnSpec>,
@@ -68,11 +91,42 @@ impl ScanSpec {
     ) -> ScanSpec {
         ScanSpec {
             relid,
+            mode: ScanMode::Whole,
             relation,
             columns,
             estimated_rows,
             released: AtomicBool::new(false),
         }
+    }
+
+    /// The same relation and columns, read in another mode.
+    pub fn with_mode(&self, mode: ScanMode) -> ScanSpec {
+        let mut spec = ScanSpec::new(
+            self.relid,
+            self.relation.clone(),
+            self.columns.clone(),
+            self.estimated_rows,
+        );
+        spec.mode = mode;
+        spec
+    }
+
+    /// The columns DuckDB sees: a build's are named after their attnums and end with the block.
+    fn duckdb_columns(&self) -> Vec<(String, ColumnType)> {
+        if self.mode != ScanMode::Build {
+            return self
+                .columns
+                .iter()
+                .map(|c| (c.name.clone(), c.transport))
+                .collect();
+        }
+        let mut columns: Vec<(String, ColumnType)> = self
+            .columns
+            .iter()
+            .map(|c| (copy_column(c.attnum), c.transport))
+            .collect();
+        columns.push((BLOCK_COLUMN.to_string(), ColumnType::BigInt));
+        columns
     }
 }
 
@@ -173,11 +227,7 @@ impl TableFunction for PgScan {
                 "this llm_sql_pg_scan has expired: read local tables as pg.<schema>.<table> in the statement itself".to_string()
             })?;
         Ok(Binding {
-            columns: spec
-                .columns
-                .iter()
-                .map(|c| (c.name.clone(), c.transport))
-                .collect(),
+            columns: spec.duckdb_columns(),
             estimated_rows: spec.estimated_rows,
             data: (token, spec),
         })

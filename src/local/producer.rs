@@ -13,7 +13,7 @@ use std::ffi::{c_char, CString};
 use pgrx::pg_sys::{self, Oid};
 use pgrx::prelude::*;
 
-use super::pg_scan::{ColumnSpec, ScanSpec};
+use super::pg_scan::{ColumnSpec, ScanMode, ScanSpec};
 use crate::engine::table_function::ColumnType;
 use crate::quote;
 
@@ -41,6 +41,8 @@ pub enum Kind {
     Name,
     Bytea,
     Jsonb,
+    /// No value: the heap block a copied row came from (a copy's build only).
+    Block,
     /// No binary form: read as `::text` through the executor (a cursor), then as text.
     AsText,
 }
@@ -79,7 +81,26 @@ unsafe extern "C" {
         types: *const Oid,
         typmods: *const i32,
         count: i32,
+        range_starts: *const u32,
+        range_ends: *const u32,
+        nranges: i32,
     ) -> i32;
+    fn llm_sql_copy_begin(
+        relid: Oid,
+        attnums: *const i16,
+        types: *const Oid,
+        typmods: *const i32,
+        count: i32,
+    ) -> i32;
+    fn llm_sql_copy_fill(
+        id: i32,
+        columns: *mut CColumn,
+        count: i32,
+        capacity: i32,
+        relation: *const c_char,
+    ) -> i32;
+    fn llm_sql_copy_size(id: i32, nblocks: *mut u32, nvm: *mut u32);
+    fn llm_sql_copy_lsns(id: i32, page_lsns: *mut u64, vm_lsns: *mut u64);
     fn llm_sql_cursor_begin() -> i32;
     fn llm_sql_reader_end(id: i32);
     fn llm_sql_heap_fill(
@@ -151,6 +172,8 @@ struct Projected {
 struct Producer {
     token: u64,
     reader: i32,
+    /// The reader builds a copy (`llm_sql_copy_fill`).
+    building: bool,
     /// The cursor's name, when rows come through the executor.
     cursor: Option<CString>,
     relation: CString,
@@ -198,47 +221,48 @@ pub fn make_ahead(scan: u64) {
 }
 
 fn start(token: u64, spec: &ScanSpec, projection: &[Option<usize>]) -> Producer {
-    let specs: Vec<Option<&ColumnSpec>> = projection
+    // (A build's last column, past the spec's, is the block number.)
+    let specs: Vec<Option<Option<&ColumnSpec>>> = projection
         .iter()
-        .map(|p| p.map(|i| &spec.columns[i]))
+        .map(|p| p.map(|i| spec.columns.get(i)))
         .collect();
-    let read: Vec<&ColumnSpec> = specs.iter().flatten().copied().collect();
+    let read: Vec<&ColumnSpec> = specs.iter().flatten().flatten().copied().collect();
     let relation = CString::new(spec.relation.clone()).unwrap_or_default();
     let heap = if read.iter().any(|c| c.kind == Kind::AsText) {
         0
     } else {
-        let attnums: Vec<i16> = read.iter().map(|c| c.attnum).collect();
-        let types: Vec<Oid> = read.iter().map(|c| c.type_oid).collect();
-        let typmods: Vec<i32> = read.iter().map(|c| c.typmod).collect();
-        // SAFETY: arrays of `read.len()` elements each.
-        guarded(|| unsafe {
-            llm_sql_heap_begin(
-                spec.relid,
-                attnums.as_ptr(),
-                types.as_ptr(),
-                typmods.as_ptr(),
-                read.len() as i32,
-            )
-        })
+        begin_heap(spec, &read)
     };
     let through_cursor = heap == 0;
+    if through_cursor && spec.mode != ScanMode::Whole {
+        // Reading every row here would repeat the rows the copy stands for.
+        pgrx::error!(
+            "llm_sql: {} can no longer be read block by block; run the statement again",
+            spec.relation
+        );
+    }
     let mut position = 0;
     let columns = specs
         .iter()
         .map(|c| {
-            c.map(|c| {
-                let source = if through_cursor {
-                    position += 1;
-                    position - 1
-                } else {
-                    i32::from(c.attnum) - 1
-                };
-                Projected {
-                    source,
+            c.map(|c| match c {
+                None => Projected {
+                    source: -1,
+                    name: CString::from(c"blk"),
+                    kind: Kind::Block,
+                    transport: ColumnType::BigInt,
+                },
+                Some(c) => Projected {
+                    source: if through_cursor {
+                        position += 1;
+                        position - 1
+                    } else {
+                        i32::from(c.attnum) - 1
+                    },
                     name: CString::new(c.name.clone()).unwrap_or_default(),
                     kind: c.kind,
                     transport: c.transport,
-                }
+                },
             })
         })
         .collect();
@@ -246,6 +270,7 @@ fn start(token: u64, spec: &ScanSpec, projection: &[Option<usize>]) -> Producer 
         return Producer {
             token,
             reader: heap,
+            building: spec.mode == ScanMode::Build,
             cursor: None,
             relation,
             columns,
@@ -290,6 +315,7 @@ fn start(token: u64, spec: &ScanSpec, projection: &[Option<usize>]) -> Producer 
     Producer {
         token,
         reader,
+        building: false,
         cursor: Some(name),
         relation,
         columns,
@@ -297,6 +323,67 @@ fn start(token: u64, spec: &ScanSpec, projection: &[Option<usize>]) -> Producer 
         ahead: None,
         exhausted: false,
     }
+}
+
+/// Starts the heap read of `read` for `spec`'s mode: its reader, or 0 when the executor must
+/// read instead.
+fn begin_heap(spec: &ScanSpec, read: &[&ColumnSpec]) -> i32 {
+    let attnums: Vec<i16> = read.iter().map(|c| c.attnum).collect();
+    let types: Vec<Oid> = read.iter().map(|c| c.type_oid).collect();
+    let typmods: Vec<i32> = read.iter().map(|c| c.typmod).collect();
+    let count = read.len() as i32;
+    let (starts, ends): (Vec<u32>, Vec<u32>) = match &spec.mode {
+        ScanMode::Blocks(ranges) => ranges.iter().copied().unzip(),
+        _ => (Vec::new(), Vec::new()),
+    };
+    let nranges = match spec.mode {
+        ScanMode::Blocks(_) => starts.len() as i32,
+        _ => -1,
+    };
+    match spec.mode {
+        // SAFETY: arrays of `count` elements each.
+        ScanMode::Build => guarded(|| unsafe {
+            llm_sql_copy_begin(
+                spec.relid,
+                attnums.as_ptr(),
+                types.as_ptr(),
+                typmods.as_ptr(),
+                count,
+            )
+        }),
+        // SAFETY: arrays of `count` elements each, and of `nranges` for the ranges.
+        _ => guarded(|| unsafe {
+            llm_sql_heap_begin(
+                spec.relid,
+                attnums.as_ptr(),
+                types.as_ptr(),
+                typmods.as_ptr(),
+                count,
+                starts.as_ptr(),
+                ends.as_ptr(),
+                nranges,
+            )
+        }),
+    }
+}
+
+/// What a finished build recorded: each block's LSN when copied (0: not copied) and each
+/// visibility-map page's LSN before its blocks were read. `None` if `token` built nothing.
+pub fn take_build(token: u64) -> Option<(Vec<u64>, Vec<u64>)> {
+    let reader = PRODUCERS.with(|p| {
+        p.borrow()
+            .values()
+            .find(|producer| producer.token == token && producer.building)
+            .map(|producer| producer.reader)
+    })?;
+    let (mut nblocks, mut nvm) = (0u32, 0u32);
+    // SAFETY: our reader; out-parameters.
+    guarded(|| unsafe { llm_sql_copy_size(reader, &mut nblocks, &mut nvm) });
+    let mut page_lsns = vec![0u64; nblocks as usize];
+    let mut vm_lsns = vec![0u64; nvm as usize];
+    // SAFETY: arrays of the sizes llm_sql_copy_size gave.
+    guarded(|| unsafe { llm_sql_copy_lsns(reader, page_lsns.as_mut_ptr(), vm_lsns.as_mut_ptr()) });
+    Some((page_lsns, vm_lsns))
 }
 
 fn next_cursor() -> u64 {
@@ -360,6 +447,10 @@ fn fill(producer: &mut Producer) -> Batch {
     let columns = c_columns.as_mut_ptr();
     let rows = match &producer.cursor {
         // SAFETY: `columns` points at `count` columns whose buffers hold BATCH_ROWS rows.
+        None if producer.building => guarded(|| unsafe {
+            llm_sql_copy_fill(reader, columns, count, BATCH_ROWS as i32, relation)
+        }),
+        // SAFETY: as above.
         None => guarded(|| unsafe {
             llm_sql_heap_fill(reader, columns, count, BATCH_ROWS as i32, relation)
         }),

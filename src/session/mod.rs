@@ -42,6 +42,8 @@ pub struct Instance {
     synced: Cell<u64>,
     /// True while a statement runs on `conn`; a nested call then uses its own connection.
     busy: Cell<bool>,
+    /// Columnar copies of local tables kept in this instance.
+    pub copies: crate::local::copy::Copies,
     temp_dir: PathBuf,
 }
 
@@ -159,6 +161,11 @@ impl Session {
     pub fn conn(&self) -> &Connection {
         self.extra.as_ref().unwrap_or(&self.instance.conn)
     }
+
+    /// Whether another statement of this instance is running (this one is nested in it).
+    pub fn nested(&self) -> bool {
+        self.extra.is_some()
+    }
 }
 
 impl Drop for Session {
@@ -204,6 +211,7 @@ impl Instance {
             loaded_extensions: RefCell::new(HashSet::new()),
             synced: Cell::new(registry::generation()),
             busy: Cell::new(false),
+            copies: Default::default(),
             temp_dir,
         };
         // Attachments first: a restricted instance cannot load extensions or open DuckDB files

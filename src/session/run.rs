@@ -159,7 +159,12 @@ fn parse<'s>(session: &'s Session, sql: &str) -> Result<(Statements<'s>, LocalSc
         &session.instance.attached_aliases(),
         &security::catalogs(tree.as_ref()),
     )?;
-    let local = crate::local::prepare(session.conn(), tree.as_ref())?;
+    let local = crate::local::prepare(
+        session.conn(),
+        &session.instance.copies,
+        !session.nested(),
+        tree.as_ref(),
+    )?;
     session.serving_local_scans.set(!local.is_empty());
     let statements = call(session, || session.conn().extract(sql))?;
     if statements.len() == 0 {

@@ -1,0 +1,342 @@
+//! Columnar copies of local tables (`src/local/copy.rs`): DuckDB reading `pg.<schema>.<table>`
+//! returns exactly what Postgres returns in the same session, whatever happened to the table
+//! since its copy was made, and the copy is never a way around privileges or policies.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use llm_sql_client_tests::*;
+use postgres::Client;
+
+/// One test at a time: an open REPEATABLE READ snapshot in one would keep VACUUM from marking
+/// the pages of another's tables all-visible, and those would never be copied.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The columns of `copies_t` as llm_sql.query's column definition list must name them.
+const COLUMNS: &str =
+    "id int, n numeric(20,4), t text, d date, ts timestamptz, u uuid, b bytea, f float8";
+
+/// Whether DuckDB (through `pg`) and Postgres give the same rows of `table`, compared as
+/// Postgres's text of the sorted rows.
+fn same_rows(client: &mut Client, table: &str, columns: &str) -> (bool, String) {
+    let row: postgres::Row = client
+        .query_one(
+            &format!(
+                "WITH via_duckdb AS (SELECT * FROM llm_sql.query('SELECT * FROM pg.public.{table}') AS q({columns})),
+                      via_postgres AS (SELECT * FROM {table})
+                 SELECT (SELECT coalesce(array_agg(r ORDER BY r)::text, '') FROM via_duckdb r)
+                      = (SELECT coalesce(array_agg(r ORDER BY r)::text, '') FROM via_postgres r),
+                        (SELECT count(*) FROM via_postgres)::text || ' rows; duckdb ' ||
+                        (SELECT count(*) FROM via_duckdb)::text || ' rows'"
+            ),
+            &[],
+        )
+        .unwrap();
+    (row.get(0), row.get(1))
+}
+
+fn assert_same(client: &mut Client, table: &str, columns: &str, state: &str) {
+    let (same, detail) = same_rows(client, table, columns);
+    assert!(
+        same,
+        "{state}: DuckDB's rows differ from Postgres's ({detail})"
+    );
+}
+
+/// `(copied_blocks, last_copied_blocks, last_live_blocks)` of `table`'s copy in this session.
+fn copy_state(client: &mut Client, table: &str) -> Option<(i64, i64, i64)> {
+    client
+        .query_opt(
+            "SELECT copied_blocks, last_copied_blocks, last_live_blocks FROM llm_sql.local_copies()
+              WHERE tbl = $1::text::regclass",
+            &[&table],
+        )
+        .unwrap()
+        .map(|row| (row.get(0), row.get(1), row.get(2)))
+}
+
+fn create_table(client: &mut Client, rows: i32) {
+    client
+        .batch_execute(&format!(
+            "DROP TABLE IF EXISTS copies_t;
+             CREATE TABLE copies_t (id int, n numeric(20,4), t text, d date, ts timestamptz,
+                                    u uuid, b bytea, f float8);
+             ALTER TABLE copies_t ALTER COLUMN t SET STORAGE EXTERNAL;
+             INSERT INTO copies_t
+             SELECT i,
+                    CASE WHEN i % 10 = 0 THEN NULL ELSE (i * 12345.6789) % 9999999999999999 END,
+                    CASE WHEN i % 500 = 0 THEN repeat(md5(i::text), 300)   -- TOASTed, out of line
+                         WHEN i % 7 = 0 THEN NULL ELSE 'row ' || i END,
+                    CASE WHEN i = 1 THEN 'infinity'::date WHEN i = 2 THEN '-infinity'::date
+                         ELSE date '2000-02-29' + i END,
+                    CASE WHEN i % 11 = 0 THEN NULL ELSE timestamptz '1999-12-31 23:59:59.999999+00' + i * interval '1 minute' END,
+                    md5(i::text)::uuid,
+                    CASE WHEN i % 3 = 0 THEN NULL ELSE decode(md5(i::text), 'hex') END,
+                    CASE WHEN i = 3 THEN 'NaN'::float8 WHEN i = 4 THEN '-0'::float8 ELSE i / 7.0 END
+               FROM generate_series(1, {rows}) i;"
+        ))
+        .unwrap();
+    vacuum(client, "(ANALYZE) copies_t");
+}
+
+/// VACUUM, which cannot share a query string with other statements.
+fn vacuum(client: &mut Client, what: &str) {
+    client.batch_execute(&format!("VACUUM {what}")).unwrap();
+}
+
+fn session() -> Client {
+    let mut client = superuser();
+    client
+        .batch_execute("SET llm_sql.local_copy_memory = '256MB'")
+        .unwrap();
+    client
+}
+
+#[test]
+fn copies_stay_exact_through_writes_ddl_and_vacuum() {
+    let _serial = serial();
+    let mut reader = session();
+    create_table(&mut reader, 20_000);
+    assert_same(
+        &mut reader,
+        "copies_t",
+        COLUMNS,
+        "first read (builds the copy)",
+    );
+    assert_same(&mut reader, "copies_t", COLUMNS, "warm copy");
+    let (copied, from_copy, live) = copy_state(&mut reader, "copies_t").expect("a copy");
+    assert!(copied > 10, "{copied}");
+    assert_eq!(
+        (from_copy, live),
+        (copied, 0),
+        "every page came from the copy"
+    );
+
+    // The reading transaction's own writes.
+    reader
+        .batch_execute(
+            "BEGIN;
+             UPDATE copies_t SET n = n + 1, t = 'changed' WHERE id = 5000;
+             DELETE FROM copies_t WHERE id BETWEEN 100 AND 120;
+             INSERT INTO copies_t (id, t) VALUES (-1, 'inserted');",
+        )
+        .unwrap();
+    assert_same(&mut reader, "copies_t", COLUMNS, "own uncommitted writes");
+    let (_, _, live) = copy_state(&mut reader, "copies_t").unwrap();
+    assert!(live > 0, "changed pages are read live");
+    reader.batch_execute("COMMIT").unwrap();
+
+    // Another session's committed writes, then VACUUM marking the pages all-visible again.
+    let mut writer = session();
+    writer
+        .batch_execute("UPDATE copies_t SET d = d + 1 WHERE id % 1000 = 1; DELETE FROM copies_t WHERE id = 19999")
+        .unwrap();
+    assert_same(&mut reader, "copies_t", COLUMNS, "another session's commit");
+    vacuum(&mut writer, "copies_t");
+    assert_same(&mut reader, "copies_t", COLUMNS, "after VACUUM");
+
+    // DDL: a new column with a default (stored as a missing value), a dropped column, a wider
+    // type without a rewrite, TRUNCATE, VACUUM FULL.
+    writer
+        .batch_execute("ALTER TABLE copies_t ADD COLUMN extra int DEFAULT 7")
+        .unwrap();
+    vacuum(&mut writer, "copies_t");
+    let with_extra = format!("{COLUMNS}, extra int");
+    assert_same(&mut reader, "copies_t", &with_extra, "after ADD COLUMN");
+    writer
+        .batch_execute("ALTER TABLE copies_t DROP COLUMN f")
+        .unwrap();
+    let without_f = with_extra.replace(", f float8", "");
+    assert_same(&mut reader, "copies_t", &without_f, "after DROP COLUMN");
+    writer
+        .batch_execute("ALTER TABLE copies_t ALTER COLUMN n TYPE numeric(30,4)")
+        .unwrap();
+    let wider = without_f.replace("numeric(20,4)", "numeric(30,4)");
+    assert_same(&mut reader, "copies_t", &wider, "after ALTER TYPE");
+    writer.batch_execute("VACUUM FULL copies_t").unwrap();
+    assert_same(&mut reader, "copies_t", &wider, "after VACUUM FULL");
+    writer
+        .batch_execute(
+            "TRUNCATE copies_t; INSERT INTO copies_t (id, t) VALUES (1, 'after truncate')",
+        )
+        .unwrap();
+    assert_same(&mut reader, "copies_t", &wider, "after TRUNCATE");
+    assert_eq!(
+        count(
+            &mut reader,
+            "SELECT n FROM llm_sql.query('SELECT count(*) AS n FROM pg.public.copies_t') AS q(n bigint)"
+        ),
+        1
+    );
+}
+
+#[test]
+fn an_old_snapshot_keeps_its_rows_while_others_change_and_vacuum() {
+    let _serial = serial();
+    let mut setup = session();
+    setup
+        .batch_execute(
+            "DROP TABLE IF EXISTS copies_rr;
+             CREATE TABLE copies_rr AS SELECT i AS id, i * 2 AS v FROM generate_series(1, 50000) i;",
+        )
+        .unwrap();
+    vacuum(&mut setup, "(ANALYZE) copies_rr");
+    let sum = "SELECT s FROM llm_sql.query('SELECT sum(v)::BIGINT AS s, count(*) AS c FROM pg.public.copies_rr') AS q(s bigint, c bigint)";
+    let mut old = session();
+    old.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+        .unwrap();
+    let before = count(&mut old, sum);
+    assert_eq!(before, 50000 * 50001);
+    setup
+        .batch_execute(
+            "UPDATE copies_rr SET v = 0 WHERE id % 100 = 0;
+             DELETE FROM copies_rr WHERE id < 1000;
+             INSERT INTO copies_rr VALUES (0, 1000000);",
+        )
+        .unwrap();
+    vacuum(&mut setup, "copies_rr");
+    assert_eq!(
+        count(&mut old, sum),
+        before,
+        "the old snapshot sees its rows"
+    );
+    assert_same(&mut old, "copies_rr", "id int, v int", "old snapshot");
+    // A session that copies the table now, while the old snapshot still holds back VACUUM.
+    let mut fresh = session();
+    assert_same(&mut fresh, "copies_rr", "id int, v int", "new session");
+    assert_ne!(count(&mut fresh, sum), before);
+    old.batch_execute("COMMIT").unwrap();
+    vacuum(&mut setup, "copies_rr");
+    assert_same(
+        &mut old,
+        "copies_rr",
+        "id int, v int",
+        "after the old snapshot ended",
+    );
+    assert_eq!(count(&mut old, sum), count(&mut fresh, sum));
+}
+
+#[test]
+fn copies_are_only_for_roles_that_may_read_the_whole_table_without_policies() {
+    let _serial = serial();
+    let mut su = superuser();
+    su.batch_execute(
+        "DROP TABLE IF EXISTS copies_secret;
+         CREATE TABLE copies_secret AS SELECT i AS id, 'owner ' || (i % 3) AS owner, i AS payload
+           FROM generate_series(1, 3000) i;",
+    )
+    .unwrap();
+    vacuum(&mut su, "copies_secret");
+    create_login_role("copies_full", "pw", "");
+    create_login_role("copies_policy", "pw", "");
+    create_login_role("copies_columns", "pw", "");
+    su.batch_execute(
+        "GRANT SELECT ON copies_secret TO copies_full, copies_policy;
+         GRANT SELECT (id, owner) ON copies_secret TO copies_columns;
+         GRANT USAGE ON SCHEMA llm_sql TO copies_full, copies_policy, copies_columns;",
+    )
+    .unwrap();
+    let read =
+        "SELECT count(*) FROM llm_sql.query('SELECT id FROM pg.public.copies_secret') AS q(id int)";
+    let copies = "SELECT count(*) FROM llm_sql.local_copies()";
+
+    // Full SELECT, no policy: the copy is built, and is used.
+    let mut full = login("copies_full", "pw");
+    assert_eq!(count(&mut full, read), 3000);
+    assert_eq!(count(&mut full, copies), 1);
+    // Its copy is not a way in: not by name, and not after the table changes hands.
+    let oid: i64 = count(&mut su, "SELECT 'copies_secret'::regclass::oid::bigint");
+    let direct = full
+        .query_one(
+            &format!("SELECT count(*) FROM llm_sql.query('SELECT * FROM llm_sql_copies.main.t{oid}') AS q(n bigint)"),
+            &[],
+        )
+        .unwrap_err();
+    assert_eq!(sqlstate(&direct), "42501", "{}", describe(&direct));
+    su.batch_execute(
+        "ALTER TABLE copies_secret ENABLE ROW LEVEL SECURITY;
+         CREATE POLICY mine ON copies_secret USING (owner = 'owner 1');",
+    )
+    .unwrap();
+    assert_eq!(count(&mut full, read), 1000, "the policy applies at once");
+    assert_eq!(count(&mut full, copies), 0, "the copy was dropped");
+    su.batch_execute("REVOKE SELECT ON copies_secret FROM copies_full")
+        .unwrap();
+    let denied = full.query_one(read, &[]).unwrap_err();
+    assert_eq!(sqlstate(&denied), "42501", "{}", describe(&denied));
+
+    // A role to whom the policy applies never gets a copy.
+    let mut policy = login("copies_policy", "pw");
+    assert_eq!(count(&mut policy, read), 1000);
+    assert_eq!(count(&mut policy, copies), 0);
+    // Nor does a role with SELECT on some columns only.
+    su.batch_execute("ALTER TABLE copies_secret DISABLE ROW LEVEL SECURITY")
+        .unwrap();
+    let mut columns = login("copies_columns", "pw");
+    assert_eq!(count(&mut columns, read), 3000);
+    assert_eq!(count(&mut columns, copies), 0);
+    let payload = columns
+        .query_one(
+            "SELECT count(*) FROM llm_sql.query('SELECT payload FROM pg.public.copies_secret') AS q(p int)",
+            &[],
+        )
+        .unwrap_err();
+    assert_eq!(sqlstate(&payload), "42501", "{}", describe(&payload));
+    let warm = columns
+        .query_one("SELECT llm_sql.warm('copies_secret')", &[])
+        .unwrap_err();
+    assert_eq!(sqlstate(&warm), "0A000", "{}", describe(&warm));
+}
+
+#[test]
+fn a_build_stops_on_cancel_and_on_a_killed_backend() {
+    let _serial = serial();
+    let mut su = session();
+    su.batch_execute(
+        "DROP TABLE IF EXISTS copies_big;
+         CREATE TABLE copies_big AS SELECT i AS id, md5(i::text) AS h, i * 0.5 AS x
+           FROM generate_series(1, 3000000) i;",
+    )
+    .unwrap();
+    vacuum(&mut su, "copies_big");
+    // A statement timeout ends the build; the session goes on, and reads the table exactly.
+    times_out(&mut su, "SELECT llm_sql.warm('copies_big')", 300);
+    su.batch_execute("SET statement_timeout = 0").unwrap();
+    assert_eq!(
+        copy_state(&mut su, "copies_big"),
+        None,
+        "no half-built copy is kept"
+    );
+    assert_eq!(
+        count(&mut su, "SELECT n FROM llm_sql.query('SELECT count(*) AS n FROM pg.public.copies_big') AS q(n bigint)"),
+        3_000_000
+    );
+
+    // A backend killed in the middle of a build takes nothing with it.
+    let mut victim = session();
+    let pid = backend_pid(&mut victim);
+    let handle =
+        std::thread::spawn(move || victim.simple_query("SELECT llm_sql.warm('copies_big')"));
+    let mut observer = superuser();
+    wait_until_running(&mut observer, pid, "llm_sql.warm");
+    observer
+        .query_one("SELECT pg_terminate_backend($1)", &[&pid])
+        .unwrap();
+    assert!(handle.join().unwrap().is_err());
+    std::thread::sleep(Duration::from_millis(200));
+    let mut after = session();
+    assert_eq!(
+        count(&mut after, "SELECT llm_sql.warm('copies_big')"),
+        3_000_000
+    );
+    assert_eq!(
+        count(&mut after, "SELECT n FROM llm_sql.query('SELECT count(*) AS n FROM pg.public.copies_big WHERE id % 2 = 0') AS q(n bigint)"),
+        1_500_000
+    );
+}

@@ -1,0 +1,469 @@
+//! Columnar copies of local tables, kept in the role's DuckDB as native tables.
+//!
+//! A copy holds the rows of a table's all-visible pages, each with the block it came from, in
+//! `llm_sql_copies.main.t<oid>`. A statement reading `pg.<schema>.<table>` uses it for every
+//! page that `pg_copy.c` finds unchanged since it was copied, and reads the other pages live
+//! with the statement's snapshot: the view is `SELECT … FROM <copy> [WHERE blk NOT IN <stale
+//! pages>] UNION ALL SELECT … FROM llm_sql_pg_scan(<token for the other pages>)`. The answer is
+//! therefore exactly what Postgres would return, for any snapshot: the transaction's own
+//! writes, other sessions' commits and VACUUM all show in which pages are read live
+//! (`pg_copy.c` says why).
+//!
+//! A copy is only for roles with SELECT on the whole table and no row-level security, for
+//! logged tables and materialized views (`pg_copy.c`), and only while the relation keeps its
+//! file (TRUNCATE, VACUUM FULL, CLUSTER and rewriting ALTERs give it a new one) and its
+//! columns. It is built on the first statement that reads the table, or by `llm_sql.warm`;
+//! copies are dropped, least recently used first, to stay within `llm_sql.local_copy_memory`
+//! (counted as the heap size of the copied pages), and at the start of every statement when
+//! the role may no longer use them.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+
+use pgrx::pg_sys::{self, Oid};
+use pgrx::PgSqlErrorCode;
+
+use super::pg_scan::{self, copy_column, ScanMode, ScanSpec, BLOCK_COLUMN};
+use super::producer::Kind;
+use crate::engine::ffi::Connection;
+use crate::error::{Error, Result};
+use crate::settings;
+
+/// The DuckDB catalog of the copies, llm_sql's own.
+pub const CATALOG: &str = "llm_sql_copies";
+
+/// A copy is rebuilt rather than used when its stale blocks make more than this many ranges,
+/// or when they, or the blocks a new build would add (all-visible now but not copied, or added
+/// since), are more than this share of the table.
+const MAX_STALE_RANGES: usize = 64;
+const MAX_STALE_SHARE: f64 = 0.2;
+
+// `pg_copy.c`. Declared "C": its ERRORs longjmp, caught by pg_guard_ffi_boundary around each call.
+unsafe extern "C" {
+    fn llm_sql_copy_status(relid: Oid, relfilenumber: *mut u32) -> i32;
+    fn llm_sql_copy_still_allowed(relid: Oid, relfilenumber: u32) -> i32;
+    fn llm_sql_copy_check(
+        relid: Oid,
+        page_lsns: *const u64,
+        nblocks: u32,
+        vm_lsns: *const u64,
+        nvm: u32,
+        usable: *mut u8,
+        current: *mut u32,
+    ) -> i32;
+}
+
+fn guarded<T>(call: impl FnOnce() -> T) -> T {
+    // SAFETY: on the backend thread; `call` is a single C call with nothing to drop.
+    unsafe { pg_sys::ffi::pg_guard_ffi_boundary(call) }
+}
+
+/// One table's copy.
+struct Copy {
+    relfilenumber: u32,
+    /// `(attnum, type, typmod)` of the copied columns.
+    columns: Vec<(i16, Oid, i32)>,
+    /// Per block: its LSN when copied, 0 when it was not copied.
+    page_lsns: Vec<u64>,
+    /// Per visibility-map page: its LSN before the build read any of its blocks.
+    vm_lsns: Vec<u64>,
+    rows: u64,
+    last_used: u64,
+    uses: u64,
+    /// At the last statement that used it: blocks read from the copy, and read live.
+    last_copied: u64,
+    last_live: u64,
+}
+
+impl Copy {
+    fn copied_blocks(&self) -> u64 {
+        self.page_lsns.iter().filter(|lsn| **lsn != 0).count() as u64
+    }
+
+    /// Memory it is counted for: the heap size of its pages.
+    fn bytes(&self) -> u64 {
+        self.copied_blocks() * pg_sys::BLCKSZ as u64
+    }
+}
+
+/// The copies of one DuckDB instance, by relation.
+#[derive(Default)]
+pub struct Copies {
+    by_relation: RefCell<HashMap<Oid, Copy>>,
+    clock: Cell<u64>,
+}
+
+/// A copy as `llm_sql.local_copies()` shows it.
+pub struct CopyInfo {
+    pub relid: Oid,
+    pub blocks: i64,
+    pub copied_blocks: i64,
+    pub rows: i64,
+    pub bytes: i64,
+    pub uses: i64,
+    pub last_copied_blocks: i64,
+    pub last_live_blocks: i64,
+}
+
+/// How a statement reads a copied table: the copy, less `stale` blocks, and the blocks
+/// `live` (ranges `start..end`) through the live scan.
+pub struct CopyRead {
+    pub table: String,
+    pub stale: Vec<(u32, u32)>,
+    pub live: Vec<(u32, u32)>,
+}
+
+impl CopyRead {
+    /// The SELECT over the copy, its columns named as the view's.
+    pub fn select(&self, spec: &ScanSpec) -> String {
+        let columns: Vec<String> = spec
+            .columns
+            .iter()
+            .map(|c| {
+                format!(
+                    "{} AS {}",
+                    copy_column(c.attnum),
+                    crate::quote::ident(&c.name)
+                )
+            })
+            .collect();
+        let filter = if self.stale.is_empty() {
+            String::new()
+        } else {
+            let ranges: Vec<String> = self
+                .stale
+                .iter()
+                .map(|(start, end)| format!("{BLOCK_COLUMN} BETWEEN {start} AND {}", end - 1))
+                .collect();
+            format!(" WHERE NOT ({})", ranges.join(" OR "))
+        };
+        format!(
+            "SELECT {} FROM {}{filter}",
+            if columns.is_empty() {
+                "*".to_string()
+            } else {
+                columns.join(", ")
+            },
+            self.table
+        )
+    }
+}
+
+fn table_name(relid: Oid) -> String {
+    format!("{CATALOG}.main.t{}", u32::from(relid))
+}
+
+fn signature(spec: &ScanSpec) -> Vec<(i16, Oid, i32)> {
+    spec.columns
+        .iter()
+        .map(|c| (c.attnum, c.type_oid, c.typmod))
+        .collect()
+}
+
+/// The relation's file number if the current role may read it from a copy (locking it until
+/// the transaction ends).
+fn status(relid: Oid) -> Option<u32> {
+    let mut relfilenumber = 0u32;
+    // SAFETY: an out-parameter.
+    let allowed = guarded(|| unsafe { llm_sql_copy_status(relid, &mut relfilenumber) });
+    (allowed == 1).then_some(relfilenumber)
+}
+
+fn limit_bytes() -> u64 {
+    settings::LOCAL_COPY_MEMORY_MB.get().max(0) as u64 * 1024 * 1024
+}
+
+/// Runs a DuckDB statement that reads local tables (a build) while this thread serves them.
+fn run_serving(conn: &Connection, sql: &str) -> Result<()> {
+    let outcome = pg_scan::serve_while(conn.interrupt_target(), || conn.run(sql));
+    outcome.map_err(|error| {
+        pgrx::check_for_interrupts!();
+        Error::from(error)
+    })
+}
+
+impl Copies {
+    fn tick(&self) -> u64 {
+        self.clock.set(self.clock.get() + 1);
+        self.clock.get()
+    }
+
+    fn drop_copy(&self, conn: &Connection, relid: Oid) -> Result<()> {
+        if self.by_relation.borrow_mut().remove(&relid).is_some() {
+            conn.run(&format!("DROP TABLE IF EXISTS {}", table_name(relid)))?;
+        }
+        Ok(())
+    }
+
+    /// Drops the copies the current role may no longer use, or whose relation has a new file
+    /// (at the start of every statement, before DuckDB sees it; without locking the tables).
+    pub fn sweep(&self, conn: &Connection) -> Result<()> {
+        let still_allowed = |relid: Oid, relfilenumber: u32| {
+            // SAFETY: plain arguments.
+            guarded(|| unsafe { llm_sql_copy_still_allowed(relid, relfilenumber) }) == 1
+        };
+        let stale: Vec<Oid> = self
+            .by_relation
+            .borrow()
+            .iter()
+            .filter(|(relid, copy)| !still_allowed(**relid, copy.relfilenumber))
+            .map(|(relid, _)| *relid)
+            .collect();
+        for relid in stale {
+            self.drop_copy(conn, relid)?;
+        }
+        Ok(())
+    }
+
+    /// Makes room for `bytes` more within the limit, dropping least recently used copies;
+    /// false when the limit is smaller than `bytes` itself.
+    fn make_room(&self, conn: &Connection, bytes: u64, keep: Oid) -> Result<bool> {
+        let limit = limit_bytes();
+        if bytes > limit {
+            return Ok(false);
+        }
+        loop {
+            let (used, oldest) = {
+                let copies = self.by_relation.borrow();
+                let used: u64 = copies.values().map(Copy::bytes).sum();
+                let oldest = copies
+                    .iter()
+                    .filter(|(relid, _)| **relid != keep)
+                    .min_by_key(|(_, copy)| copy.last_used)
+                    .map(|(relid, _)| *relid);
+                (used, oldest)
+            };
+            if used + bytes <= limit {
+                return Ok(true);
+            }
+            match oldest {
+                Some(relid) => self.drop_copy(conn, relid)?,
+                None => return Ok(false),
+            }
+        }
+    }
+
+    /// Builds the copy of `spec`'s relation (replacing any), if it fits.
+    fn build(&self, conn: &Connection, spec: &ScanSpec, relfilenumber: u32) -> Result<bool> {
+        self.drop_copy(conn, spec.relid)?;
+        let heap_bytes = relation_bytes(spec.relid);
+        if !self.make_room(conn, heap_bytes, spec.relid)? {
+            return Ok(false);
+        }
+        let token = pg_scan::add(spec.with_mode(ScanMode::Build));
+        let built = run_serving(
+            conn,
+            &format!(
+                "CREATE OR REPLACE TABLE {} AS SELECT * FROM llm_sql_pg_scan({token})",
+                table_name(spec.relid)
+            ),
+        )
+        .map(|()| super::producer::take_build(token));
+        pg_scan::release(&[token]);
+        let Some((page_lsns, vm_lsns)) = built? else {
+            conn.run(&format!("DROP TABLE IF EXISTS {}", table_name(spec.relid)))?;
+            return Ok(false);
+        };
+        let rows = conn
+            .query_strings(&format!(
+                "SELECT count(*)::VARCHAR FROM {}",
+                table_name(spec.relid)
+            ))?
+            .first()
+            .cloned()
+            .flatten()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        let last_used = self.tick();
+        self.by_relation.borrow_mut().insert(
+            spec.relid,
+            Copy {
+                relfilenumber,
+                columns: signature(spec),
+                page_lsns,
+                vm_lsns,
+                rows,
+                last_used,
+                uses: 0,
+                last_copied: 0,
+                last_live: 0,
+            },
+        );
+        Ok(true)
+    }
+
+    /// How the statement about to run reads `spec`'s relation from its copy, building or
+    /// rebuilding the copy when `may_build`; `None`: read it all live.
+    pub fn read(
+        &self,
+        conn: &Connection,
+        spec: &ScanSpec,
+        may_build: bool,
+    ) -> Result<Option<CopyRead>> {
+        if limit_bytes() == 0
+            || spec.columns.is_empty()
+            || spec.columns.iter().any(|c| c.kind == Kind::AsText)
+        {
+            return Ok(None);
+        }
+        let Some(relfilenumber) = status(spec.relid) else {
+            if may_build {
+                self.drop_copy(conn, spec.relid)?;
+            }
+            return Ok(None);
+        };
+        let current = {
+            let copies = self.by_relation.borrow();
+            copies
+                .get(&spec.relid)
+                .map(|copy| copy.relfilenumber == relfilenumber && copy.columns == signature(spec))
+        };
+        match current {
+            Some(true) => {}
+            _ if !may_build => return Ok(None),
+            _ => {
+                if !self.build(conn, spec, relfilenumber)? {
+                    return Ok(None);
+                }
+            }
+        }
+        let plan = self.check(spec.relid);
+        if plan.is_none() && may_build {
+            // Too much has changed since the copy was made: copy again.
+            if self.build(conn, spec, relfilenumber)? {
+                return Ok(self.check(spec.relid));
+            }
+            return Ok(None);
+        }
+        Ok(plan)
+    }
+
+    /// Which copied blocks the statement may use; `None` when the copy should be rebuilt.
+    fn check(&self, relid: Oid) -> Option<CopyRead> {
+        let mut copies = self.by_relation.borrow_mut();
+        let copy = copies.get_mut(&relid)?;
+        let nblocks = copy.page_lsns.len();
+        let mut usable = vec![0u8; nblocks];
+        let mut current = 0u32;
+        // SAFETY: arrays of the lengths given; an out-parameter.
+        let found = guarded(|| unsafe {
+            llm_sql_copy_check(
+                relid,
+                copy.page_lsns.as_ptr(),
+                nblocks as u32,
+                copy.vm_lsns.as_ptr(),
+                copy.vm_lsns.len() as u32,
+                usable.as_mut_ptr(),
+                &mut current,
+            )
+        });
+        let found = found.max(0) as u64;
+        let stale = ranges(nblocks, |b| copy.page_lsns[b] != 0 && usable[b] != 1);
+        let stale_blocks = copy.copied_blocks().saturating_sub(found);
+        let missed = usable.iter().filter(|u| **u == 2).count() as u64
+            + u64::from(current).saturating_sub(nblocks as u64);
+        let share =
+            |blocks: u64| blocks as f64 > MAX_STALE_SHARE * (u64::from(current).max(1)) as f64;
+        if stale.len() > MAX_STALE_RANGES || share(stale_blocks) || share(missed) {
+            return None;
+        }
+        let mut live = ranges(nblocks, |b| usable[b] != 1);
+        // Blocks added since the copy was made.
+        match live.last_mut() {
+            Some((_, end)) if *end as usize == nblocks => *end = u32::MAX,
+            _ => live.push((nblocks as u32, u32::MAX)),
+        }
+        copy.uses += 1;
+        copy.last_copied = found;
+        copy.last_live = u64::from(current).saturating_sub(found);
+        copy.last_used = {
+            self.clock.set(self.clock.get() + 1);
+            self.clock.get()
+        };
+        Some(CopyRead {
+            table: table_name(relid),
+            stale,
+            live,
+        })
+    }
+
+    /// What `llm_sql.local_copies()` lists.
+    pub fn list(&self) -> Vec<CopyInfo> {
+        let mut list: Vec<CopyInfo> = self
+            .by_relation
+            .borrow()
+            .iter()
+            .map(|(relid, copy)| CopyInfo {
+                relid: *relid,
+                blocks: copy.page_lsns.len() as i64,
+                copied_blocks: copy.copied_blocks() as i64,
+                rows: copy.rows as i64,
+                bytes: copy.bytes() as i64,
+                uses: copy.uses as i64,
+                last_copied_blocks: copy.last_copied as i64,
+                last_live_blocks: copy.last_live as i64,
+            })
+            .collect();
+        list.sort_by_key(|info| u32::from(info.relid));
+        list
+    }
+
+    /// Builds (or rebuilds) the copy of `spec`'s relation now; its rows, or why it cannot.
+    pub fn warm(&self, conn: &Connection, spec: &ScanSpec) -> Result<i64> {
+        if spec.columns.is_empty() || spec.columns.iter().any(|c| c.kind == Kind::AsText) {
+            return Err(cannot_copy(spec, "a copy holds only tables whose columns are all of types DuckDB reads exactly (numbers, text, dates and times, uuid, bytea, json)"));
+        }
+        let Some(relfilenumber) = status(spec.relid) else {
+            return Err(cannot_copy(
+                spec,
+                "a copy is only kept of a logged table or materialized view that is not a catalog, for a role with SELECT on the whole table to whom row-level security does not apply",
+            ));
+        };
+        if !self.build(conn, spec, relfilenumber)? {
+            return Err(Error::new(
+                PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+                format!(
+                    "{} is larger than llm_sql.local_copy_memory ({} MB)",
+                    spec.relation,
+                    settings::LOCAL_COPY_MEMORY_MB.get()
+                ),
+            )
+            .with_hint("Ask a superuser to raise llm_sql.local_copy_memory for your role."));
+        }
+        Ok(self
+            .by_relation
+            .borrow()
+            .get(&spec.relid)
+            .map_or(0, |copy| copy.rows as i64))
+    }
+}
+
+fn cannot_copy(spec: &ScanSpec, why: &str) -> Error {
+    Error::new(
+        PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+        format!("llm_sql keeps no copy of {}", spec.relation),
+    )
+    .with_detail(why)
+    .with_hint("DuckDB reads it live instead.")
+}
+
+/// The relation's heap size now (what its copy is counted for, at most).
+fn relation_bytes(relid: Oid) -> u64 {
+    pgrx::Spi::get_one_with_args::<i64>("SELECT pg_catalog.pg_relation_size($1)", &[relid.into()])
+        .ok()
+        .flatten()
+        .unwrap_or(0)
+        .max(0) as u64
+}
+
+/// Maximal runs `start..end` of blocks `0..nblocks` for which `pick` holds.
+fn ranges(nblocks: usize, pick: impl Fn(usize) -> bool) -> Vec<(u32, u32)> {
+    let mut out: Vec<(u32, u32)> = Vec::new();
+    for block in (0..nblocks).filter(|b| pick(*b)) {
+        match out.last_mut() {
+            Some((_, end)) if *end as usize == block => *end += 1,
+            _ => out.push((block as u32, block as u32 + 1)),
+        }
+    }
+    out
+}
