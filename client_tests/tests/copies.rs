@@ -118,6 +118,21 @@ fn copies_stay_exact_through_writes_ddl_and_vacuum() {
         "every page came from the copy"
     );
 
+    // DuckDB's EXPLAIN shows what is read: the copy alone while nothing changed, the copy and a
+    // live scan of the changed pages after.
+    let explain = |client: &mut Client| {
+        texts(
+            client,
+            "SELECT v FROM llm_sql.query('EXPLAIN SELECT count(*) FROM pg.public.copies_t') AS q(k text, v text)",
+        )
+        .join("\n")
+    };
+    let plan = explain(&mut reader);
+    assert!(
+        plan.contains("llm_sql_copies") && !plan.contains("LLM_SQL_PG_SCAN"),
+        "{plan}"
+    );
+
     // The reading transaction's own writes.
     reader
         .batch_execute(
@@ -128,6 +143,11 @@ fn copies_stay_exact_through_writes_ddl_and_vacuum() {
         )
         .unwrap();
     assert_same(&mut reader, "copies_t", COLUMNS, "own uncommitted writes");
+    let plan = explain(&mut reader);
+    assert!(
+        plan.contains("llm_sql_copies") && plan.contains("LLM_SQL_PG_SCAN"),
+        "{plan}"
+    );
     let (_, _, live) = copy_state(&mut reader, "copies_t").unwrap();
     assert!(live > 0, "changed pages are read live");
     reader.batch_execute("COMMIT").unwrap();
@@ -339,4 +359,128 @@ fn a_build_stops_on_cancel_and_on_a_killed_backend() {
         count(&mut after, "SELECT n FROM llm_sql.query('SELECT count(*) AS n FROM pg.public.copies_big WHERE id % 2 = 0') AS q(n bigint)"),
         1_500_000
     );
+}
+
+#[test]
+fn copies_stay_within_local_copy_memory() {
+    let _serial = serial();
+    let mut su = superuser();
+    for table in ["copies_small_a", "copies_small_b", "copies_large"] {
+        let rows = if table == "copies_large" {
+            200_000
+        } else {
+            20_000
+        };
+        su.batch_execute(&format!(
+            "DROP TABLE IF EXISTS {table};
+             CREATE TABLE {table} AS SELECT i AS id, md5(i::text) AS h FROM generate_series(1, {rows}) i;"
+        ))
+        .unwrap();
+        vacuum(&mut su, table);
+    }
+    // Room for one small table (about 1.4 MB of heap each), not two, nor the large one.
+    su.batch_execute("SET llm_sql.local_copy_memory = '2MB'")
+        .unwrap();
+    let copied = |client: &mut Client| {
+        texts(
+            client,
+            "SELECT tbl::text FROM llm_sql.local_copies() ORDER BY 1",
+        )
+    };
+    assert_same(
+        &mut su,
+        "copies_small_a",
+        "id int, h text",
+        "first small table",
+    );
+    assert_eq!(copied(&mut su), ["copies_small_a"]);
+    assert_same(
+        &mut su,
+        "copies_small_b",
+        "id int, h text",
+        "second small table",
+    );
+    assert_eq!(
+        copied(&mut su),
+        ["copies_small_b"],
+        "the least recently used copy went"
+    );
+    assert_same(
+        &mut su,
+        "copies_large",
+        "id int, h text",
+        "a table larger than the limit",
+    );
+    assert_eq!(
+        copied(&mut su),
+        ["copies_small_b"],
+        "no copy of a table beyond the limit"
+    );
+    let too_large = su
+        .query_one("SELECT llm_sql.warm('copies_large')", &[])
+        .unwrap_err();
+    assert_eq!(sqlstate(&too_large), "54000", "{}", describe(&too_large));
+    su.batch_execute("SET llm_sql.local_copy_memory = 0")
+        .unwrap();
+    assert_same(
+        &mut su,
+        "copies_small_b",
+        "id int, h text",
+        "copies turned off",
+    );
+    let plan = texts(
+        &mut su,
+        "SELECT v FROM llm_sql.query('EXPLAIN SELECT count(*) FROM pg.public.copies_small_b') AS q(k text, v text)",
+    )
+    .join("\n");
+    assert!(!plan.contains("llm_sql_copies"), "{plan}");
+    assert!(
+        copied(&mut su).is_empty(),
+        "copies are dropped once the limit is 0"
+    );
+}
+
+#[test]
+fn serializable_transactions_reading_copies_still_conflict() {
+    let _serial = serial();
+    let mut setup = session();
+    setup
+        .batch_execute(
+            "DROP TABLE IF EXISTS copies_ser_t, copies_ser_u;
+             CREATE TABLE copies_ser_t AS SELECT i AS id FROM generate_series(1, 10000) i;
+             CREATE TABLE copies_ser_u (id int);",
+        )
+        .unwrap();
+    vacuum(&mut setup, "copies_ser_t");
+    // Write skew: a reads t (from its copy) and writes u; b reads u and writes t.
+    let mut a = session();
+    let mut b = session();
+    a.batch_execute("BEGIN ISOLATION LEVEL SERIALIZABLE")
+        .unwrap();
+    b.batch_execute("BEGIN ISOLATION LEVEL SERIALIZABLE")
+        .unwrap();
+    assert_eq!(
+        count(
+            &mut a,
+            "SELECT n FROM llm_sql.query('SELECT count(*) AS n FROM pg.public.copies_ser_t') AS q(n bigint)"
+        ),
+        10000
+    );
+    assert_eq!(
+        copy_state(&mut a, "copies_ser_t").map(|(_, _, live)| live),
+        Some(0),
+        "read from the copy"
+    );
+    assert_eq!(count(&mut b, "SELECT count(*) FROM copies_ser_u"), 0);
+    a.batch_execute("INSERT INTO copies_ser_u VALUES (1)")
+        .unwrap();
+    b.batch_execute("INSERT INTO copies_ser_t VALUES (0)")
+        .unwrap();
+    let first = a.batch_execute("COMMIT");
+    let second = b.batch_execute("COMMIT");
+    let failed: Vec<String> = [first, second]
+        .iter()
+        .filter_map(|r| r.as_ref().err().map(sqlstate))
+        .collect();
+    assert_eq!(failed, ["40001"], "one of the two must fail to serialize");
 }

@@ -125,7 +125,7 @@ fn update_from(su: &mut Client, old_version: &str, current: &str) {
          INSERT INTO llm_sql.embedding_jobs (tbl, source_column, target_column, model, rows_total, rows_done)
              VALUES ('notes', 'body', 'embedding', 'nomic-embed-text', 3, 3);
          INSERT INTO llm_sql.auto_embeddings (tbl, source_column, target_column, model, run_as, key_columns)
-             VALUES ('notes', 'body', 'embedding', 'nomic-embed-text', 10, '{id}');
+             VALUES ('notes', 'body', 'embedding', 'nomic-embed-text', 10, '{{id}}');
          CREATE TRIGGER llm_sql_embed_ins_3 AFTER INSERT ON notes FOR EACH ROW
              WHEN (NEW.body IS NOT NULL) EXECUTE FUNCTION {trigger}('embedding', '1');
          INSERT INTO notes (id, body) VALUES (1, 'before the update');",

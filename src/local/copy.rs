@@ -111,6 +111,8 @@ pub struct CopyRead {
     pub table: String,
     pub stale: Vec<(u32, u32)>,
     pub live: Vec<(u32, u32)>,
+    /// The share of the table's blocks read live (for DuckDB's row estimates).
+    pub live_share: f64,
 }
 
 impl CopyRead {
@@ -212,6 +214,8 @@ impl Copies {
         for relid in stale {
             self.drop_copy(conn, relid)?;
         }
+        // Within llm_sql.local_copy_memory, should it have been lowered (0: none).
+        self.make_room(conn, 0, Oid::INVALID)?;
         Ok(())
     }
 
@@ -367,11 +371,16 @@ impl Copies {
         if stale.len() > MAX_STALE_RANGES || share(stale_blocks) || share(missed) {
             return None;
         }
-        let mut live = ranges(nblocks, |b| usable[b] != 1);
-        // Blocks added since the copy was made.
-        match live.last_mut() {
-            Some((_, end)) if *end as usize == nblocks => *end = u32::MAX,
-            _ => live.push((nblocks as u32, u32::MAX)),
+        // Live: the pages the copy may not stand for, and those added since it was made. (A
+        // page added after this check holds no row the statement's snapshot, taken before it,
+        // can see.)
+        let existing = nblocks.min(current as usize);
+        let mut live = ranges(existing, |b| usable[b] != 1);
+        if current as usize > nblocks {
+            match live.last_mut() {
+                Some((_, end)) if *end as usize == nblocks => *end = current,
+                _ => live.push((nblocks as u32, current)),
+            }
         }
         copy.uses += 1;
         copy.last_copied = found;
@@ -384,6 +393,7 @@ impl Copies {
             table: table_name(relid),
             stale,
             live,
+            live_share: copy.last_live as f64 / f64::from(current.max(1)),
         })
     }
 

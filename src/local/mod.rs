@@ -134,9 +134,11 @@ pub fn prepare(
             })
             .collect();
         let from = match copies.read(conn, &spec, may_build)? {
+            Some(read) if read.live.is_empty() => format!("({})", read.select(&spec)),
             Some(read) => {
                 let copied = read.select(&spec);
-                let token = pg_scan::add(spec.with_mode(pg_scan::ScanMode::Blocks(read.live)));
+                let live = spec.part(pg_scan::ScanMode::Blocks(read.live), read.live_share);
+                let token = pg_scan::add(live);
                 scans.tokens.push(token);
                 format!("({copied} UNION ALL SELECT * FROM llm_sql_pg_scan({token}))")
             }

@@ -128,6 +128,33 @@ find_reader(int32 id)
 }
 
 /*
+ * The executor's own privilege check (ExecCheckPermissions, so ExecutorCheckPerms_hook modules
+ * are asked too): SELECT on the table, or on every column of `attnums` (on any, for none).
+ * Raises the executor's error.
+ */
+void
+check_select_permission(Relation relation, const int16 *attnums, int32 count)
+{
+	RTEPermissionInfo *permissions = makeNode(RTEPermissionInfo);
+	RangeTblEntry *rte = makeNode(RangeTblEntry);
+
+	permissions->relid = RelationGetRelid(relation);
+	permissions->inh = false;
+	permissions->requiredPerms = ACL_SELECT;
+	permissions->checkAsUser = InvalidOid;
+	for (int i = 0; i < count; i++)
+		permissions->selectedCols =
+			bms_add_member(permissions->selectedCols,
+						   attnums[i] - FirstLowInvalidHeapAttributeNumber);
+	rte->rtekind = RTE_RELATION;
+	rte->relid = RelationGetRelid(relation);
+	rte->relkind = relation->rd_rel->relkind;
+	rte->rellockmode = AccessShareLock;
+	rte->perminfoindex = 1;
+	ExecCheckPermissions(list_make1(rte), list_make1(permissions), true);
+}
+
+/*
  * Opens `relid` for a heap read of attributes `attnums` (1-based, `count` of them), or returns
  * NULL when the read must go through Postgres's executor instead: row-level security applies,
  * the relation is not a plain table or materialized view, or there is no snapshot. Raises the
@@ -140,8 +167,6 @@ open_for_heap_read(Oid relid, const int16 *attnums, const Oid *types, const int3
 				   int32 count, int *last_attno)
 {
 	Relation	relation;
-	RangeTblEntry *rte;
-	RTEPermissionInfo *permissions;
 	int			last = 0;
 
 	if (!ActiveSnapshotSet())
@@ -155,23 +180,7 @@ open_for_heap_read(Oid relid, const int16 *attnums, const Oid *types, const int3
 		return NULL;
 	}
 
-	/* The executor's check: SELECT on the table, or on every column read (any, for none). */
-	permissions = makeNode(RTEPermissionInfo);
-	permissions->relid = relid;
-	permissions->inh = false;
-	permissions->requiredPerms = ACL_SELECT;
-	permissions->checkAsUser = InvalidOid;
-	for (int i = 0; i < count; i++)
-		permissions->selectedCols =
-			bms_add_member(permissions->selectedCols,
-						   attnums[i] - FirstLowInvalidHeapAttributeNumber);
-	rte = makeNode(RangeTblEntry);
-	rte->rtekind = RTE_RELATION;
-	rte->relid = relid;
-	rte->relkind = relation->rd_rel->relkind;
-	rte->rellockmode = AccessShareLock;
-	rte->perminfoindex = 1;
-	ExecCheckPermissions(list_make1(rte), list_make1(permissions), true);
+	check_select_permission(relation, attnums, count);
 
 	if (check_enable_rls(relid, InvalidOid, false) == RLS_ENABLED)
 	{

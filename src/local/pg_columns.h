@@ -80,6 +80,7 @@ extern Reader *find_reader(int32 id);
 extern void start_batch(Reader *reader, LlmSqlColumn *columns, int32 count);
 extern void put_row(LlmSqlColumn *columns, int32 count, int row, const Datum *values,
 					const bool *isnull, const char *relation);
+extern void check_select_permission(Relation relation, const int16 *attnums, int32 count);
 extern Relation open_for_heap_read(Oid relid, const int16 *attnums, const Oid *types,
 								   const int32 *typmods, int32 count, int *last_attno);
 

@@ -27,10 +27,12 @@
 #include "miscadmin.h"
 #include "storage/bufmgr.h"
 #include "storage/bufpage.h"
+#include "storage/predicate.h"
 #include "utils/acl.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/rls.h"
+#include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
 #include "pg_columns.h"
@@ -94,6 +96,17 @@ llm_sql_copy_status(Oid relid, uint32 *relfilenumber)
 	if (relation == NULL)
 		return 0;
 	allowed = copy_allowed(relation);
+	/*
+	 * Without its own reads, a statement reading only the copy still asks the executor, and
+	 * takes the predicate lock a sequential scan takes (SERIALIZABLE's conflict detection).
+	 */
+	if (allowed && ActiveSnapshotSet())
+	{
+		check_select_permission(relation, NULL, 0);
+		PredicateLockRelation(relation, GetActiveSnapshot());
+	}
+	else
+		allowed = false;
 	*relfilenumber = relation->rd_locator.relNumber;
 	table_close(relation, NoLock);
 	return allowed ? 1 : 0;

@@ -99,6 +99,16 @@ impl ScanSpec {
         }
     }
 
+    /// The same relation and columns, read in another mode, of which DuckDB should expect
+    /// `share` of the rows.
+    pub fn part(&self, mode: ScanMode, share: f64) -> ScanSpec {
+        let mut spec = self.with_mode(mode);
+        spec.estimated_rows = self
+            .estimated_rows
+            .map(|rows| (rows as f64 * share.clamp(0.0, 1.0)).ceil() as u64);
+        spec
+    }
+
     /// The same relation and columns, read in another mode.
     pub fn with_mode(&self, mode: ScanMode) -> ScanSpec {
         let mut spec = ScanSpec::new(

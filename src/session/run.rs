@@ -143,6 +143,27 @@ fn run_to_end(session: &Session, prepared: &Prepared) -> Result<u64> {
     Ok(0)
 }
 
+/// The query after `EXPLAIN` or `EXPLAIN ANALYZE` at the start of `sql`, if any. (Only to find
+/// the local tables it reads: what DuckDB runs is still `sql`, checked as a whole.)
+fn explained_query(sql: &str) -> Option<&str> {
+    let mut rest = sql.trim_start();
+    let mut keyword = |word: &str| {
+        let matched = rest
+            .get(..word.len())
+            .is_some_and(|head| head.eq_ignore_ascii_case(word))
+            && rest[word.len()..].starts_with(|c: char| c.is_ascii_whitespace());
+        if matched {
+            rest = rest[word.len()..].trim_start();
+        }
+        matched
+    };
+    if !keyword("EXPLAIN") {
+        return None;
+    }
+    let _ = keyword("ANALYZE") || keyword("ANALYSE");
+    Some(rest)
+}
+
 /// Parses `sql` into statements on the session's connection, after the checks, and sets up
 /// the statement's reads of the local database (kept until the statement ends).
 fn parse<'s>(session: &'s Session, sql: &str) -> Result<(Statements<'s>, LocalScans)> {
@@ -151,7 +172,14 @@ fn parse<'s>(session: &'s Session, sql: &str) -> Result<(Statements<'s>, LocalSc
     // `pg`) and, for non-superusers, naming an attachment the role may not use.
     let profile = session.instance.profile;
     let tree = if profile != security::Profile::Superuser || crate::local::mentions_catalog(sql) {
-        security::syntax_tree(session.conn(), sql)?
+        match security::syntax_tree(session.conn(), sql)? {
+            // DuckDB serializes only SELECTs: for EXPLAIN, the tree of the query it explains.
+            None => match explained_query(sql) {
+                Some(query) => security::syntax_tree(session.conn(), query)?,
+                None => None,
+            },
+            tree => tree,
+        }
     } else {
         None
     };
