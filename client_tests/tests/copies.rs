@@ -484,3 +484,33 @@ fn serializable_transactions_reading_copies_still_conflict() {
         .collect();
     assert_eq!(failed, ["40001"], "one of the two must fail to serialize");
 }
+
+#[test]
+fn a_value_a_copy_cannot_hold_leaves_the_table_to_the_live_scan() {
+    let _serial = serial();
+    let mut su = session();
+    su.batch_execute(
+        "DROP TABLE IF EXISTS copies_wide;
+         CREATE TABLE copies_wide AS SELECT i AS id, i::numeric AS amount FROM generate_series(1, 1000) i;
+         INSERT INTO copies_wide VALUES (0, 1e35);",
+    )
+    .unwrap();
+    vacuum(&mut su, "copies_wide");
+    // The statement does not read `amount`: it runs, live, and no copy is kept.
+    assert_eq!(
+        count(
+            &mut su,
+            "SELECT s FROM llm_sql.query('SELECT sum(id)::BIGINT AS s FROM pg.public.copies_wide') AS q(s bigint)"
+        ),
+        500500
+    );
+    assert_eq!(copy_state(&mut su, "copies_wide"), None);
+    // Reading it, or copying it on purpose, is the conversion's error.
+    for sql in [
+        "SELECT count(*) FROM llm_sql.query('SELECT amount FROM pg.public.copies_wide') AS q(a numeric)",
+        "SELECT llm_sql.warm('copies_wide')",
+    ] {
+        let error = su.query_one(sql, &[]).unwrap_err();
+        assert_eq!(sqlstate(&error), "22003", "{}", describe(&error));
+    }
+}

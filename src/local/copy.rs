@@ -254,17 +254,18 @@ impl Copies {
         if !self.make_room(conn, heap_bytes, spec.relid)? {
             return Ok(false);
         }
-        let token = pg_scan::add(spec.with_mode(ScanMode::Build));
-        let built = run_serving(
+        let token = Released(pg_scan::add(spec.with_mode(ScanMode::Build)));
+        run_serving(
             conn,
             &format!(
-                "CREATE OR REPLACE TABLE {} AS SELECT * FROM llm_sql_pg_scan({token})",
-                table_name(spec.relid)
+                "CREATE OR REPLACE TABLE {} AS SELECT * FROM llm_sql_pg_scan({})",
+                table_name(spec.relid),
+                token.0
             ),
-        )
-        .map(|()| super::producer::take_build(token));
-        pg_scan::release(&[token]);
-        let Some((page_lsns, vm_lsns)) = built? else {
+        )?;
+        let built = super::producer::take_build(token.0);
+        drop(token);
+        let Some((page_lsns, vm_lsns)) = built else {
             conn.run(&format!("DROP TABLE IF EXISTS {}", table_name(spec.relid)))?;
             return Ok(false);
         };
@@ -326,7 +327,7 @@ impl Copies {
             Some(true) => {}
             _ if !may_build => return Ok(None),
             _ => {
-                if !self.build(conn, spec, relfilenumber)? {
+                if !self.build_or_skip(conn, spec, relfilenumber)? {
                     return Ok(None);
                 }
             }
@@ -334,12 +335,34 @@ impl Copies {
         let plan = self.check(spec.relid);
         if plan.is_none() && may_build {
             // Too much has changed since the copy was made: copy again.
-            if self.build(conn, spec, relfilenumber)? {
+            if self.build_or_skip(conn, spec, relfilenumber)? {
                 return Ok(self.check(spec.relid));
             }
             return Ok(None);
         }
         Ok(plan)
+    }
+
+    /// Builds the copy for a statement, in a subtransaction: a value of a column the statement
+    /// does not read may fail to convert (a numeric DuckDB cannot hold), and then the
+    /// statement reads the table live instead, as it would without copies. Cancel still stops it.
+    fn build_or_skip(
+        &self,
+        conn: &Connection,
+        spec: &ScanSpec,
+        relfilenumber: u32,
+    ) -> Result<bool> {
+        let built = crate::subxact::run(crate::subxact::OnSuccess::Keep, || {
+            self.build(conn, spec, relfilenumber)
+        });
+        match built {
+            Ok(built) => Ok(built),
+            Err(error) => {
+                pgrx::debug1!("llm_sql: no copy of {}: {}", spec.relation, error.message);
+                self.drop_copy(conn, spec.relid)?;
+                Ok(false)
+            }
+        }
     }
 
     /// Which copied blocks the statement may use; `None` when the copy should be rebuilt.
@@ -445,6 +468,15 @@ impl Copies {
             .borrow()
             .get(&spec.relid)
             .map_or(0, |copy| copy.rows as i64))
+    }
+}
+
+/// A build's scan token, released when the build ends, also by an error.
+struct Released(u64);
+
+impl Drop for Released {
+    fn drop(&mut self) {
+        pg_scan::release(&[self.0]);
     }
 }
 
