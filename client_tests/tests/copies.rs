@@ -514,3 +514,31 @@ fn a_value_a_copy_cannot_hold_leaves_the_table_to_the_live_scan() {
         assert_eq!(sqlstate(&error), "22003", "{}", describe(&error));
     }
 }
+
+#[test]
+fn a_copy_follows_numeric_as_double() {
+    let _serial = serial();
+    let mut su = session();
+    su.batch_execute(
+        "DROP TABLE IF EXISTS copies_money;
+         CREATE TABLE copies_money AS SELECT i AS id, 0.1::numeric AS amount FROM generate_series(1, 30) i;",
+    )
+    .unwrap();
+    vacuum(&mut su, "copies_money");
+    let total = "SELECT t::text FROM llm_sql.query('SELECT sum(amount) AS t FROM pg.public.copies_money') AS q(t numeric)";
+    // A copy made while numeric travels as DOUBLE is not used once it travels exactly again.
+    su.batch_execute("SET llm_sql.numeric_as_double = on")
+        .unwrap();
+    let inexact = texts(&mut su, total);
+    su.batch_execute("SET llm_sql.numeric_as_double = off")
+        .unwrap();
+    assert_eq!(
+        texts(&mut su, total),
+        ["3.000000000"],
+        "inexact was {inexact:?}"
+    );
+    assert_eq!(
+        copy_state(&mut su, "copies_money").map(|(_, _, live)| live),
+        Some(0)
+    );
+}

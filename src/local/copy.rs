@@ -26,6 +26,7 @@ use pgrx::PgSqlErrorCode;
 use super::pg_scan::{self, copy_column, ScanMode, ScanSpec, BLOCK_COLUMN};
 use super::producer::Kind;
 use crate::engine::ffi::Connection;
+use crate::engine::table_function::ColumnType;
 use crate::error::{Error, Result};
 use crate::settings;
 
@@ -61,8 +62,8 @@ fn guarded<T>(call: impl FnOnce() -> T) -> T {
 /// One table's copy.
 struct Copy {
     relfilenumber: u32,
-    /// `(attnum, type, typmod)` of the copied columns.
-    columns: Vec<(i16, Oid, i32)>,
+    /// `(attnum, type, typmod, DuckDB type)` of the copied columns.
+    columns: Vec<(i16, Oid, i32, ColumnType)>,
     /// Per block: its LSN when copied, 0 when it was not copied.
     page_lsns: Vec<u64>,
     /// Per visibility-map page: its LSN before the build read any of its blocks.
@@ -155,10 +156,12 @@ fn table_name(relid: Oid) -> String {
     format!("{CATALOG}.main.t{}", u32::from(relid))
 }
 
-fn signature(spec: &ScanSpec) -> Vec<(i16, Oid, i32)> {
+/// What a copy's columns must still be: their attnums and types, and the DuckDB types they
+/// were stored in (`llm_sql.numeric_as_double` changes those).
+fn signature(spec: &ScanSpec) -> Vec<(i16, Oid, i32, ColumnType)> {
     spec.columns
         .iter()
-        .map(|c| (c.attnum, c.type_oid, c.typmod))
+        .map(|c| (c.attnum, c.type_oid, c.typmod, c.transport))
         .collect()
 }
 
