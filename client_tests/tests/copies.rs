@@ -91,9 +91,13 @@ fn vacuum(client: &mut Client, what: &str) {
 }
 
 fn session() -> Client {
+    session_with_copy_memory("256MB")
+}
+
+fn session_with_copy_memory(limit: &str) -> Client {
     let mut client = superuser();
     client
-        .batch_execute("SET llm_sql.local_copy_memory = '256MB'")
+        .batch_execute(&format!("SET llm_sql.local_copy_memory = '{limit}'"))
         .unwrap();
     client
 }
@@ -384,7 +388,8 @@ fn copies_stay_within_local_copy_memory() {
     let copied = |client: &mut Client| {
         texts(
             client,
-            "SELECT tbl::text FROM llm_sql.local_copies() ORDER BY 1",
+            "SELECT tbl::text FROM llm_sql.local_copies()
+              WHERE tbl::text LIKE 'copies_small%' OR tbl::text = 'copies_large' ORDER BY 1",
         )
     };
     assert_same(
@@ -416,7 +421,17 @@ fn copies_stay_within_local_copy_memory() {
         ["copies_small_b"],
         "no copy of a table beyond the limit"
     );
-    let too_large = su
+    // A role that may read the table but not maintain it warms a copy for its session only,
+    // within the limit.
+    create_login_role("copies_warmer", "pw", "");
+    su.batch_execute(
+        "GRANT SELECT ON copies_large TO copies_warmer;
+         GRANT USAGE ON SCHEMA llm_sql TO copies_warmer;
+         ALTER ROLE copies_warmer SET llm_sql.local_copy_memory = '2MB';",
+    )
+    .unwrap();
+    let mut warmer = login("copies_warmer", "pw");
+    let too_large = warmer
         .query_one("SELECT llm_sql.warm('copies_large')", &[])
         .unwrap_err();
     assert_eq!(sqlstate(&too_large), "54000", "{}", describe(&too_large));
@@ -540,5 +555,169 @@ fn a_copy_follows_numeric_as_double() {
     assert_eq!(
         copy_state(&mut su, "copies_money").map(|(_, _, live)| live),
         Some(0)
+    );
+}
+
+/// Whether the data directory holds a stored copy of `table`.
+fn stored_file(su: &mut Client, table: &str) -> bool {
+    count(
+        su,
+        &format!(
+            "SELECT count(*) FROM pg_stat_file('llm_sql/copies/' ||
+                    (SELECT oid FROM pg_database WHERE datname = current_database()) || '/' ||
+                    '{table}'::regclass::oid || '.duckdb', true) WHERE size > 0"
+        ),
+    ) == 1
+}
+
+/// A session that cannot copy tables itself: whatever it reads from a copy is a stored one.
+fn stored_only_session() -> Client {
+    session_with_copy_memory("0")
+}
+
+#[test]
+fn a_stored_copy_serves_every_new_session_exactly() {
+    let _serial = serial();
+    let mut su = session();
+    create_table(&mut su, 20_000);
+    assert_eq!(count(&mut su, "SELECT llm_sql.warm('copies_t')"), 20_000);
+    assert!(stored_file(&mut su, "copies_t"));
+
+    // A new session reads it from the stored copy, without copying anything itself.
+    let mut reader = stored_only_session();
+    assert_same(&mut reader, "copies_t", COLUMNS, "stored copy, new session");
+    let (copied, from_copy, live) = copy_state(&mut reader, "copies_t").expect("stored copy used");
+    assert!(
+        copied > 0 && from_copy == copied && live == 0,
+        "{copied} {from_copy} {live}"
+    );
+
+    // Other sessions' commits and the reader's own writes are read live, exactly.
+    su.batch_execute(
+        "UPDATE copies_t SET t = 'changed' WHERE id % 1000 = 1; DELETE FROM copies_t WHERE id = 5;",
+    )
+    .unwrap();
+    assert_same(
+        &mut reader,
+        "copies_t",
+        COLUMNS,
+        "after another session's commit",
+    );
+    let (_, _, live) = copy_state(&mut reader, "copies_t").unwrap();
+    assert!(live > 0, "changed pages are read live");
+    reader
+        .batch_execute("BEGIN; INSERT INTO copies_t (id, t) VALUES (-1, 'mine'); UPDATE copies_t SET f = 0 WHERE id = 7;")
+        .unwrap();
+    assert_same(&mut reader, "copies_t", COLUMNS, "own uncommitted writes");
+    reader.batch_execute("ROLLBACK").unwrap();
+    let mut fresh = stored_only_session();
+    assert_same(
+        &mut fresh,
+        "copies_t",
+        COLUMNS,
+        "stored copy after changes, new session",
+    );
+
+    // Its catalog is llm_sql's own: not an attachment alias, and not readable by name (below).
+    let oid: i64 = count(&mut su, "SELECT 'copies_t'::regclass::oid::bigint");
+    let alias = fresh
+        .query_one(
+            "SELECT llm_sql.attach('llm_sql_copies_x', 'sqlite:/nonexistent.db')",
+            &[],
+        )
+        .unwrap_err();
+    assert_eq!(sqlstate(&alias), "42602", "{}", describe(&alias));
+
+    // A role that may read the table but not maintain it stores nothing; one that owns its
+    // table stores it, even without the right to open server files.
+    create_login_role("copies_store_reader", "pw", "");
+    create_login_role("copies_store_owner", "pw", "");
+    su.batch_execute(
+        "DROP TABLE IF EXISTS copies_owned;
+         CREATE TABLE copies_owned AS SELECT i AS id, i * 2 AS twice FROM generate_series(1, 5000) i;
+         ALTER TABLE copies_owned OWNER TO copies_store_owner;
+         GRANT SELECT ON copies_owned TO copies_store_reader;
+         GRANT USAGE ON SCHEMA llm_sql TO copies_store_reader, copies_store_owner;",
+    )
+    .unwrap();
+    vacuum(&mut su, "copies_owned");
+    let sum = "SELECT s FROM llm_sql.query('SELECT sum(twice)::BIGINT AS s FROM pg.public.copies_owned') AS q(s bigint)";
+    let mut reader_role = login("copies_store_reader", "pw");
+    let direct = reader_role
+        .query_one(
+            &format!("SELECT count(*) FROM llm_sql.query('SELECT count(*) FROM llm_sql_copies_t{oid}.main.rows') AS q(n bigint)"),
+            &[],
+        )
+        .unwrap_err();
+    assert_eq!(sqlstate(&direct), "42501", "{}", describe(&direct));
+    assert_eq!(
+        count(
+            &mut reader_role,
+            "SELECT count(*) FROM llm_sql.local_copies()"
+        ),
+        0,
+        "no copy of a table the role may not read is listed"
+    );
+    assert_eq!(
+        count(&mut reader_role, "SELECT llm_sql.warm('copies_owned')"),
+        5000
+    );
+    assert!(!stored_file(&mut su, "copies_owned"));
+    let mut owner = login("copies_store_owner", "pw");
+    assert_eq!(count(&mut owner, sum), 25_005_000);
+    assert_eq!(
+        count(&mut owner, "SELECT llm_sql.warm('copies_owned')"),
+        5000
+    );
+    assert!(stored_file(&mut su, "copies_owned"));
+    // (Its DuckDB, which may not open files, was reopened to attach the stored copy.)
+    assert_eq!(count(&mut owner, sum), 25_005_000);
+    assert_eq!(
+        count(&mut owner, "SELECT count(*) FROM llm_sql.local_copies() WHERE tbl = 'copies_owned'::regclass AND last_copied_blocks > 0"),
+        1
+    );
+    su.batch_execute("UPDATE copies_owned SET twice = 0 WHERE id = 1")
+        .unwrap();
+    assert_eq!(count(&mut fresh, sum), 25_005_000 - 2);
+
+    // TRUNCATE gives the table a new file: the stored copy is not used again.
+    su.batch_execute("TRUNCATE copies_owned; INSERT INTO copies_owned VALUES (1, 7);")
+        .unwrap();
+    let mut after = stored_only_session();
+    assert_eq!(count(&mut after, sum), 7);
+    assert_eq!(
+        copy_state(&mut after, "copies_owned"),
+        None,
+        "no copy of a truncated table"
+    );
+
+    // A dropped table's stored copy is removed by the next warm in the database.
+    let owned = format!(
+        "{}.duckdb",
+        count(&mut su, "SELECT 'copies_owned'::regclass::oid::bigint")
+    );
+    su.batch_execute("DROP TABLE copies_owned").unwrap();
+    let path = texts(
+        &mut su,
+        "SELECT 'llm_sql/copies/' || (SELECT oid FROM pg_database WHERE datname = current_database()) || '/'",
+    )
+    .remove(0);
+    let files = |su: &mut Client| {
+        texts(
+            su,
+            &format!("SELECT f FROM pg_ls_dir('{path}') f ORDER BY f"),
+        )
+    };
+    assert!(files(&mut su).contains(&owned));
+    vacuum(&mut su, "copies_t");
+    assert_eq!(
+        count(&mut su, "SELECT llm_sql.warm('copies_t')"),
+        20_000 - 1
+    );
+    let remaining = files(&mut su);
+    assert!(!remaining.contains(&owned), "{remaining:?}");
+    assert!(
+        remaining.contains(&format!("{oid}.duckdb")),
+        "{remaining:?}"
     );
 }

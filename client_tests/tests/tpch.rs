@@ -3,7 +3,8 @@
 //! Postgres returns (numbers within a relative 1e-9: DuckDB's avg of DECIMAL is a double).
 //! Through `pg`, in every state of the tables' columnar copies: none yet (built as the queries
 //! go), warm, after changes in the reading transaction itself, after other sessions commit
-//! changes, and after VACUUM marks the changed pages all-visible again.
+//! changes, after VACUUM marks the changed pages all-visible again, and read by a new session
+//! from copies stored in the data directory.
 
 use llm_sql_client_tests::tpch::{self, Source};
 use llm_sql_client_tests::{count, superuser};
@@ -45,6 +46,9 @@ fn connect() -> Client {
 
 /// Tables whose copy the last statement read entirely from the copy (nothing live).
 fn read_from_copies(client: &mut Client) -> i64 {
+    let listed =
+        llm_sql_client_tests::texts(client, "SELECT c::text FROM llm_sql.local_copies() c");
+    eprintln!("{listed:#?}");
     count(
         client,
         "SELECT count(*) FROM llm_sql.local_copies() WHERE last_live_blocks = 0 AND copied_blocks > 0",
@@ -157,7 +161,45 @@ fn tpch_sf01_gives_the_same_rows_in_postgres_and_both_duckdb_sources() {
         "after VACUUM",
     ));
 
-    drop((client, reader, writer));
+    // Stored copies (llm_sql.warm by a role that may maintain the tables): a new session
+    // that copies nothing itself reads every table from them, and still sees later commits.
+    for table in tpch::TABLES {
+        // (The rolled-back writes above left pages that are not all-visible.)
+        writer.batch_execute(&format!("VACUUM {table}")).unwrap();
+        writer
+            .query_one(&format!("SELECT llm_sql.warm('{table}')"), &[])
+            .unwrap();
+    }
+    let mut stored = connect();
+    stored
+        .batch_execute("SET llm_sql.local_copy_memory = 0")
+        .unwrap();
+    failures.extend(mismatches(
+        &mut stored,
+        &queries,
+        Source::Postgres,
+        "stored copies, new session",
+    ));
+    assert_eq!(
+        read_from_copies(&mut stored),
+        8,
+        "a new session read each table from its stored copy alone"
+    );
+    writer
+        .batch_execute(
+            "UPDATE orders SET o_totalprice = o_totalprice + 1 WHERE o_orderkey % 13 = 0;
+             DELETE FROM partsupp WHERE ps_partkey % 97 = 3;
+             UPDATE lineitem SET l_returnflag = 'R' WHERE l_orderkey % 17 = 0;",
+        )
+        .unwrap();
+    failures.extend(mismatches(
+        &mut stored,
+        &queries,
+        Source::Postgres,
+        "stored copies after another session's commit",
+    ));
+
+    drop((client, reader, writer, stored));
     for table in tpch::TABLES {
         let _ = std::fs::remove_file(tpch::parquet_file(&prefix, table));
     }

@@ -4,6 +4,7 @@ use pgrx::pg_sys::Oid;
 use pgrx::prelude::*;
 
 use crate::error::{required, Error, OrReport, Result};
+use crate::local::copy::Warmed;
 use crate::session::Session;
 
 #[pg_extern(
@@ -26,7 +27,23 @@ fn warm_copy(tbl: Option<Oid>) -> i64 {
                 "llm_sql.warm cannot run while another DuckDB statement of this session is running",
             ));
         }
-        crate::local::warm(session.conn(), &session.instance.copies, relid)
+        let options = session.instance.duckdb_options();
+        let warmed =
+            crate::local::warm(session.conn(), &session.instance.copies, relid, &options)?;
+        Ok(match warmed {
+            Warmed::Stored { rows, attached } => {
+                if !attached {
+                    // A restricted instance cannot open files any more: a new one attaches it.
+                    crate::session::discard(&session.instance);
+                    pgrx::notice!("llm_sql: this session's DuckDB will be reopened to read the stored copy (its DuckDB temporary tables and in-memory copies are dropped)");
+                }
+                rows
+            }
+            Warmed::InSession { rows } => {
+                pgrx::notice!("llm_sql: the copy is kept for this session only: storing it for every session needs the MAINTAIN privilege on the table");
+                rows
+            }
+        } as i64)
     })()
     .or_report()
 }

@@ -36,6 +36,12 @@ const RESERVED: &[&str] = &[
     "llm_sql_copies",
 ];
 
+/// Whether llm_sql keeps `name` for itself: a reserved name, `pg_…`, or a catalog of its
+/// columnar copies (`llm_sql_copies…`).
+fn is_reserved(name: &str) -> bool {
+    RESERVED.contains(&name) || name.starts_with("pg_") || name.starts_with("llm_sql_copies")
+}
+
 /// Checks an alias: `^[a-z_][a-z0-9_]{0,62}$`, not reserved, not an SQL keyword.
 pub fn check_alias(alias: &str) -> Result<()> {
     let bad = |why: &str| {
@@ -54,7 +60,7 @@ pub fn check_alias(alias: &str) -> Result<()> {
     if !well_formed {
         return Err(bad("it must match ^[a-z_][a-z0-9_]{0,62}$"));
     }
-    if RESERVED.contains(&alias) || alias.starts_with("pg_") {
+    if is_reserved(alias) {
         return Err(bad("the name is reserved"));
     }
     // Reserved words of Postgres's grammar (imported schemas are named after the alias).
@@ -144,7 +150,7 @@ fn permission_denied(alias: &str) -> Error {
 pub fn check_references(attached: &[String], names: &[String]) -> Result<()> {
     let unknown: Vec<&String> = names
         .iter()
-        .filter(|n| !n.is_empty() && !RESERVED.contains(&n.as_str()) && !attached.contains(n))
+        .filter(|n| !n.is_empty() && !is_reserved(n) && !attached.contains(n))
         .collect();
     if unknown.is_empty() {
         return Ok(());

@@ -16,6 +16,11 @@
 //! copies are dropped, least recently used first, to stay within `llm_sql.local_copy_memory`
 //! (counted as the heap size of the copied pages), and at the start of every statement when
 //! the role may no longer use them.
+//!
+//! A copy can also be stored on disk for every session of the database (`stored.rs`): an
+//! instance attaches the stored copies when it opens and uses them as it uses its own, checked
+//! page by page in the same way; they are not counted in `llm_sql.local_copy_memory` (DuckDB
+//! reads them through its buffer cache).
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -25,6 +30,7 @@ use pgrx::PgSqlErrorCode;
 
 use super::pg_scan::{self, copy_column, ScanMode, ScanSpec, BLOCK_COLUMN};
 use super::producer::Kind;
+use super::stored;
 use crate::engine::ffi::Connection;
 use crate::engine::table_function::ColumnType;
 use crate::error::{Error, Result};
@@ -61,9 +67,13 @@ fn guarded<T>(call: impl FnOnce() -> T) -> T {
 
 /// One table's copy.
 struct Copy {
+    /// The DuckDB table holding its rows.
+    table: String,
+    /// Attached from the data directory (`stored.rs`) rather than built in this instance.
+    stored: bool,
     relfilenumber: u32,
-    /// `(attnum, type, typmod, DuckDB type)` of the copied columns.
-    columns: Vec<(i16, Oid, i32, ColumnType)>,
+    /// The copied columns' [`signature`].
+    signature: String,
     /// Per block: its LSN when copied, 0 when it was not copied.
     page_lsns: Vec<u64>,
     /// Per visibility-map page: its LSN before the build read any of its blocks.
@@ -81,9 +91,18 @@ impl Copy {
         self.page_lsns.iter().filter(|lsn| **lsn != 0).count() as u64
     }
 
-    /// Memory it is counted for: the heap size of its pages.
+    /// Its size as shown: the heap size of its pages.
     fn bytes(&self) -> u64 {
         self.copied_blocks() * pg_sys::BLCKSZ as u64
+    }
+
+    /// What it counts for in `llm_sql.local_copy_memory` (stored copies are on disk).
+    fn memory(&self) -> u64 {
+        if self.stored {
+            0
+        } else {
+            self.bytes()
+        }
     }
 }
 
@@ -92,6 +111,9 @@ impl Copy {
 pub struct Copies {
     by_relation: RefCell<HashMap<Oid, Copy>>,
     clock: Cell<u64>,
+    /// The instance may still open files (not restricted): stored copies written after it
+    /// opened can be attached on first use.
+    may_open_files: Cell<bool>,
 }
 
 /// A copy as `llm_sql.local_copies()` shows it.
@@ -158,11 +180,13 @@ fn table_name(relid: Oid) -> String {
 
 /// What a copy's columns must still be: their attnums and types, and the DuckDB types they
 /// were stored in (`llm_sql.numeric_as_double` changes those).
-fn signature(spec: &ScanSpec) -> Vec<(i16, Oid, i32, ColumnType)> {
-    spec.columns
+fn signature(spec: &ScanSpec) -> String {
+    let columns: Vec<(i16, Oid, i32, ColumnType)> = spec
+        .columns
         .iter()
         .map(|c| (c.attnum, c.type_oid, c.typmod, c.transport))
-        .collect()
+        .collect();
+    format!("{columns:?}")
 }
 
 /// The relation's file number if the current role may read it from a copy (locking it until
@@ -172,6 +196,13 @@ fn status(relid: Oid) -> Option<u32> {
     // SAFETY: an out-parameter.
     let allowed = guarded(|| unsafe { llm_sql_copy_status(relid, &mut relfilenumber) });
     (allowed == 1).then_some(relfilenumber)
+}
+
+/// Whether the current role may still use a copy of `relid` made from file `relfilenumber`
+/// (without locking the table).
+fn still_allowed(relid: Oid, relfilenumber: u32) -> bool {
+    // SAFETY: plain arguments.
+    guarded(|| unsafe { llm_sql_copy_still_allowed(relid, relfilenumber) }) == 1
 }
 
 fn limit_bytes() -> u64 {
@@ -193,9 +224,74 @@ impl Copies {
         self.clock.get()
     }
 
+    /// Attaches this database's stored copies (when the instance opens, while it may still
+    /// open files); `may_open_files`: whether it may later too.
+    pub fn attach_stored(&self, conn: &Connection, may_open_files: bool) {
+        self.may_open_files.set(may_open_files);
+        for relid in stored::relids() {
+            self.attach_one(conn, relid);
+        }
+    }
+
+    /// Attaches the stored copy of `relid` if there is a usable one; never an error (the
+    /// table is then read live or copied in memory as without it).
+    fn attach_one(&self, conn: &Connection, relid: Oid) -> bool {
+        let catalog = stored::catalog(relid);
+        let path = stored::path(relid);
+        let attached = (|| -> Result<Option<stored::Meta>> {
+            if !path.exists() {
+                return Ok(None);
+            }
+            conn.run(&format!(
+                "ATTACH {} AS {catalog} (READ_ONLY)",
+                crate::quote::duck_literal(&path.to_string_lossy())
+            ))?;
+            stored::read_meta(conn, &catalog)
+        })();
+        let meta = match attached {
+            Ok(Some(meta)) => meta,
+            other => {
+                if let Err(error) = other {
+                    pgrx::debug1!(
+                        "llm_sql: stored copy {} not used: {}",
+                        path.display(),
+                        error.message
+                    );
+                }
+                let _ = conn.run(&format!("DETACH DATABASE IF EXISTS {catalog}"));
+                return false;
+            }
+        };
+        let last_used = self.tick();
+        self.by_relation.borrow_mut().insert(
+            relid,
+            Copy {
+                table: format!("{catalog}.main.rows"),
+                stored: true,
+                relfilenumber: meta.relfilenumber,
+                signature: meta.signature,
+                page_lsns: meta.page_lsns,
+                vm_lsns: meta.vm_lsns,
+                rows: meta.rows,
+                last_used,
+                uses: 0,
+                last_copied: 0,
+                last_live: 0,
+            },
+        );
+        true
+    }
+
     fn drop_copy(&self, conn: &Connection, relid: Oid) -> Result<()> {
-        if self.by_relation.borrow_mut().remove(&relid).is_some() {
-            conn.run(&format!("DROP TABLE IF EXISTS {}", table_name(relid)))?;
+        if let Some(copy) = self.by_relation.borrow_mut().remove(&relid) {
+            if copy.stored {
+                conn.run(&format!(
+                    "DETACH DATABASE IF EXISTS {}",
+                    stored::catalog(relid)
+                ))?;
+            } else {
+                conn.run(&format!("DROP TABLE IF EXISTS {}", copy.table))?;
+            }
         }
         Ok(())
     }
@@ -203,10 +299,6 @@ impl Copies {
     /// Drops the copies the current role may no longer use, or whose relation has a new file
     /// (at the start of every statement, before DuckDB sees it; without locking the tables).
     pub fn sweep(&self, conn: &Connection) -> Result<()> {
-        let still_allowed = |relid: Oid, relfilenumber: u32| {
-            // SAFETY: plain arguments.
-            guarded(|| unsafe { llm_sql_copy_still_allowed(relid, relfilenumber) }) == 1
-        };
         let stale: Vec<Oid> = self
             .by_relation
             .borrow()
@@ -232,10 +324,10 @@ impl Copies {
         loop {
             let (used, oldest) = {
                 let copies = self.by_relation.borrow();
-                let used: u64 = copies.values().map(Copy::bytes).sum();
+                let used: u64 = copies.values().map(Copy::memory).sum();
                 let oldest = copies
                     .iter()
-                    .filter(|(relid, _)| **relid != keep)
+                    .filter(|(relid, copy)| **relid != keep && !copy.stored)
                     .min_by_key(|(_, copy)| copy.last_used)
                     .map(|(relid, _)| *relid);
                 (used, oldest)
@@ -250,47 +342,29 @@ impl Copies {
         }
     }
 
-    /// Builds the copy of `spec`'s relation (replacing any), if it fits.
+    /// Builds the copy of `spec`'s relation in this instance (replacing any), if it fits.
     fn build(&self, conn: &Connection, spec: &ScanSpec, relfilenumber: u32) -> Result<bool> {
         self.drop_copy(conn, spec.relid)?;
         let heap_bytes = relation_bytes(spec.relid);
         if !self.make_room(conn, heap_bytes, spec.relid)? {
             return Ok(false);
         }
-        let token = Released(pg_scan::add(spec.with_mode(ScanMode::Build)));
-        run_serving(
-            conn,
-            &format!(
-                "CREATE OR REPLACE TABLE {} AS SELECT * FROM llm_sql_pg_scan({})",
-                table_name(spec.relid),
-                token.0
-            ),
-        )?;
-        let built = super::producer::take_build(token.0);
-        drop(token);
-        let Some((page_lsns, vm_lsns)) = built else {
-            conn.run(&format!("DROP TABLE IF EXISTS {}", table_name(spec.relid)))?;
+        let table = table_name(spec.relid);
+        let Some(built) = build_into(conn, &table, spec)? else {
+            conn.run(&format!("DROP TABLE IF EXISTS {table}"))?;
             return Ok(false);
         };
-        let rows = conn
-            .query_strings(&format!(
-                "SELECT count(*)::VARCHAR FROM {}",
-                table_name(spec.relid)
-            ))?
-            .first()
-            .cloned()
-            .flatten()
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0);
         let last_used = self.tick();
         self.by_relation.borrow_mut().insert(
             spec.relid,
             Copy {
+                table,
+                stored: false,
                 relfilenumber,
-                columns: signature(spec),
-                page_lsns,
-                vm_lsns,
-                rows,
+                signature: signature(spec),
+                page_lsns: built.page_lsns,
+                vm_lsns: built.vm_lsns,
+                rows: built.rows,
                 last_used,
                 uses: 0,
                 last_copied: 0,
@@ -308,10 +382,7 @@ impl Copies {
         spec: &ScanSpec,
         may_build: bool,
     ) -> Result<Option<CopyRead>> {
-        if limit_bytes() == 0
-            || spec.columns.is_empty()
-            || spec.columns.iter().any(|c| c.kind == Kind::AsText)
-        {
+        if spec.columns.is_empty() || spec.columns.iter().any(|c| c.kind == Kind::AsText) {
             return Ok(None);
         }
         let Some(relfilenumber) = status(spec.relid) else {
@@ -320,12 +391,17 @@ impl Copies {
             }
             return Ok(None);
         };
+        let known = self.by_relation.borrow().contains_key(&spec.relid);
+        if !known && may_build && self.may_open_files.get() {
+            self.attach_one(conn, spec.relid);
+        }
         let current = {
             let copies = self.by_relation.borrow();
-            copies
-                .get(&spec.relid)
-                .map(|copy| copy.relfilenumber == relfilenumber && copy.columns == signature(spec))
+            copies.get(&spec.relid).map(|copy| {
+                copy.relfilenumber == relfilenumber && copy.signature == signature(spec)
+            })
         };
+        let may_build = may_build && limit_bytes() > 0;
         match current {
             Some(true) => {}
             _ if !may_build => return Ok(None),
@@ -416,19 +492,20 @@ impl Copies {
             self.clock.get()
         };
         Some(CopyRead {
-            table: table_name(relid),
+            table: copy.table.clone(),
             stale,
             live,
             live_share: copy.last_live as f64 / f64::from(current.max(1)),
         })
     }
 
-    /// What `llm_sql.local_copies()` lists.
+    /// What `llm_sql.local_copies()` lists: the copies the current role may use.
     pub fn list(&self) -> Vec<CopyInfo> {
         let mut list: Vec<CopyInfo> = self
             .by_relation
             .borrow()
             .iter()
+            .filter(|(relid, copy)| still_allowed(**relid, copy.relfilenumber))
             .map(|(relid, copy)| CopyInfo {
                 relid: *relid,
                 blocks: copy.page_lsns.len() as i64,
@@ -444,8 +521,15 @@ impl Copies {
         list
     }
 
-    /// Builds (or rebuilds) the copy of `spec`'s relation now; its rows, or why it cannot.
-    pub fn warm(&self, conn: &Connection, spec: &ScanSpec) -> Result<i64> {
+    /// `llm_sql.warm`: builds (or rebuilds) the copy of `spec`'s relation now, stored for
+    /// every session when `store` (with `options` for the DuckDB instance that writes it),
+    /// else in this instance only; or says why it cannot.
+    pub fn warm(
+        &self,
+        conn: &Connection,
+        spec: &ScanSpec,
+        store: Option<&[(&str, String)]>,
+    ) -> Result<Warmed> {
         if spec.columns.is_empty() || spec.columns.iter().any(|c| c.kind == Kind::AsText) {
             return Err(cannot_copy(spec, "a copy holds only tables whose columns are all of types DuckDB reads exactly (numbers, text, dates and times, uuid, bytea, json)"));
         }
@@ -455,6 +539,11 @@ impl Copies {
                 "a copy is only kept of a logged table or materialized view that is not a catalog, for a role with SELECT on the whole table to whom row-level security does not apply",
             ));
         };
+        if let Some(options) = store {
+            let rows = self.store(conn, spec, relfilenumber, options)?;
+            let attached = self.may_open_files.get() && self.attach_one(conn, spec.relid);
+            return Ok(Warmed::Stored { rows, attached });
+        }
         if !self.build(conn, spec, relfilenumber)? {
             return Err(Error::new(
                 PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
@@ -466,12 +555,104 @@ impl Copies {
             )
             .with_hint("Ask a superuser to raise llm_sql.local_copy_memory for your role."));
         }
-        Ok(self
+        let rows = self
             .by_relation
             .borrow()
             .get(&spec.relid)
-            .map_or(0, |copy| copy.rows as i64))
+            .map_or(0, |copy| copy.rows);
+        Ok(Warmed::InSession { rows })
     }
+
+    /// Writes the copy of `spec`'s relation to its file in the data directory, from a DuckDB
+    /// instance of its own (this one may not open files), and drops what this instance had of
+    /// the table; the rows stored.
+    fn store(
+        &self,
+        conn: &Connection,
+        spec: &ScanSpec,
+        relfilenumber: u32,
+        options: &[(&str, String)],
+    ) -> Result<u64> {
+        stored::prune()?;
+        let pending = stored::Pending::new(spec.relid)?;
+        let db = crate::engine::open_database(options)?;
+        let writer = db.connect()?;
+        pg_scan::register(&writer)?;
+        let catalog = format!("{CATALOG}_build");
+        writer.run(&format!(
+            "ATTACH {} AS {catalog}",
+            crate::quote::duck_literal(&pending.temporary().to_string_lossy())
+        ))?;
+        let Some(built) = build_into(&writer, &format!("{catalog}.main.rows"), spec)? else {
+            return Err(Error::internal(format!(
+                "no pages of {} were copied",
+                spec.relation
+            )));
+        };
+        let meta = stored::Meta {
+            relfilenumber,
+            signature: signature(spec),
+            rows: built.rows,
+            page_lsns: built.page_lsns,
+            vm_lsns: built.vm_lsns,
+        };
+        stored::write_meta(&writer, &catalog, &meta)?;
+        writer.run(&format!("DETACH DATABASE {catalog}"))?;
+        drop(writer);
+        drop(db);
+        pending.finish()?;
+        self.drop_copy(conn, spec.relid)?;
+        Ok(meta.rows)
+    }
+}
+
+/// How `llm_sql.warm` kept a copy, and of how many rows.
+pub enum Warmed {
+    /// In the data directory for every session; `attached`: in this instance too (otherwise
+    /// the instance must be reopened to see it).
+    Stored {
+        rows: u64,
+        attached: bool,
+    },
+    InSession {
+        rows: u64,
+    },
+}
+
+/// What a build wrote.
+struct Built {
+    rows: u64,
+    page_lsns: Vec<u64>,
+    vm_lsns: Vec<u64>,
+}
+
+/// Copies `spec`'s relation into the new DuckDB table `table` (on `conn`'s instance);
+/// `None` when no pages were read.
+fn build_into(conn: &Connection, table: &str, spec: &ScanSpec) -> Result<Option<Built>> {
+    let token = Released(pg_scan::add(spec.with_mode(ScanMode::Build)));
+    run_serving(
+        conn,
+        &format!(
+            "CREATE OR REPLACE TABLE {table} AS SELECT * FROM llm_sql_pg_scan({})",
+            token.0
+        ),
+    )?;
+    let Some((page_lsns, vm_lsns)) = super::producer::take_build(token.0) else {
+        return Ok(None);
+    };
+    drop(token);
+    let rows = conn
+        .query_strings(&format!("SELECT count(*)::VARCHAR FROM {table}"))?
+        .first()
+        .cloned()
+        .flatten()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    Ok(Some(Built {
+        rows,
+        page_lsns,
+        vm_lsns,
+    }))
 }
 
 /// A build's scan token, released when the build ends, also by an error.

@@ -16,6 +16,7 @@
 pub mod copy;
 pub mod pg_scan;
 mod producer;
+mod stored;
 
 use pgrx::pg_sys::{self, Oid};
 use pgrx::prelude::*;
@@ -32,13 +33,15 @@ use producer::Kind;
 pub const CATALOG: &str = "pg";
 
 /// Sets up a new DuckDB instance: the `pg` catalog, the catalog of copies (compressed, as a
-/// DuckDB file would be) and the scan function.
-pub fn install(conn: &Connection) -> Result<()> {
+/// DuckDB file would be), the database's stored copies (while the instance may still open
+/// files; `may_open_files`: whether it may later too) and the scan function.
+pub fn install(conn: &Connection, copies: &copy::Copies, may_open_files: bool) -> Result<()> {
     conn.run(&format!("ATTACH ':memory:' AS {CATALOG}"))?;
     conn.run(&format!(
         "ATTACH ':memory:' AS {} (COMPRESS)",
         copy::CATALOG
     ))?;
+    copies.attach_stored(conn, may_open_files);
     pg_scan::register(conn)
 }
 
@@ -111,7 +114,7 @@ pub fn prepare(
 ) -> Result<LocalScans> {
     if crate::engine::security::catalogs(tree)
         .iter()
-        .any(|name| name == copy::CATALOG)
+        .any(|name| name.to_ascii_lowercase().starts_with(copy::CATALOG))
     {
         return Err(Error::permission_denied(format!(
             "{} is llm_sql's own: read local tables as pg.<schema>.<table>",
@@ -163,8 +166,16 @@ pub fn prepare(
     Ok(scans)
 }
 
-/// Builds the copy of relation `relid` now (`llm_sql.warm`): its rows.
-pub fn warm(conn: &Connection, copies: &copy::Copies, relid: Oid) -> Result<i64> {
+/// Builds the copy of relation `relid` now (`llm_sql.warm`): stored in the data directory for
+/// every session when the current role may maintain the table (as VACUUM and ANALYZE need:
+/// the file takes server disk), written by a DuckDB instance opened with `options`; else in
+/// this instance only.
+pub fn warm(
+    conn: &Connection,
+    copies: &copy::Copies,
+    relid: Oid,
+    options: &[(&str, String)],
+) -> Result<copy::Warmed> {
     let names = Spi::get_two_with_args::<String, String>(
         "SELECT n.nspname::text, c.relname::text FROM pg_catalog.pg_class c \
          JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1",
@@ -177,7 +188,17 @@ pub fn warm(conn: &Connection, copies: &copy::Copies, relid: Oid) -> Result<i64>
             format!("relation with OID {} does not exist", u32::from(relid)),
         ));
     };
-    copies.warm(conn, &resolve(Some(&schema), &table)?)
+    let spec = resolve(Some(&schema), &table)?;
+    copies.warm(conn, &spec, may_maintain(relid).then_some(options))
+}
+
+fn may_maintain(relid: Oid) -> bool {
+    let user = crate::run_as::current_user();
+    // SAFETY: a catalog lookup on the backend thread, for a relation that exists.
+    unsafe {
+        pg_sys::pg_class_aclcheck(relid, user, pg_sys::ACL_MAINTAIN as pg_sys::AclMode)
+            == pg_sys::AclResult::ACLCHECK_OK
+    }
 }
 
 /// Looks the relation up as the current role would (search_path for `pg.table`).

@@ -179,22 +179,7 @@ impl Drop for Session {
 impl Instance {
     fn open(profile: Profile, user: Oid) -> Result<Instance> {
         let temp_dir = backend_temp_dir(profile, user)?;
-        let extension_dir = extension_directory();
-        let mut options: Vec<(&str, String)> = vec![
-            (
-                "memory_limit",
-                settings::string(&settings::DUCKDB_MEMORY_LIMIT).unwrap_or_else(|| "128MB".into()),
-            ),
-            ("threads", settings::DUCKDB_THREADS.get().to_string()),
-            ("temp_directory", temp_dir.to_string_lossy().into_owned()),
-            (
-                "max_temp_directory_size",
-                settings::string(&settings::DUCKDB_MAX_TEMP_DIRECTORY_SIZE)
-                    .unwrap_or_else(|| "1GB".into()),
-            ),
-            ("extension_directory", extension_dir.clone()),
-        ];
-        options.extend(security::duckdb_options(profile, &extension_dir));
+        let options = duckdb_options(profile, &temp_dir);
         let db = open_database(&options)?;
         let conn = db.connect()?;
         // TimeZone needs the (built-in) ICU extension, which loads only once the database is up.
@@ -216,14 +201,46 @@ impl Instance {
         };
         // Attachments first: a restricted instance cannot load extensions or open DuckDB files
         // once its file system is disabled.
-        crate::local::install(&instance.conn)?;
+        crate::local::install(
+            &instance.conn,
+            &instance.copies,
+            profile != Profile::Restricted,
+        )?;
         attachments::sync(&instance, &instance.conn, true)?;
         security::restrict(&instance.conn, profile)?;
         Ok(instance)
     }
 }
 
+/// The options a DuckDB instance opens with: the llm_sql.duckdb_* settings and the rules of
+/// `profile` that must hold from the start.
+fn duckdb_options(profile: Profile, temp_dir: &std::path::Path) -> Vec<(&'static str, String)> {
+    let extension_dir = extension_directory();
+    let mut options: Vec<(&str, String)> = vec![
+        (
+            "memory_limit",
+            settings::string(&settings::DUCKDB_MEMORY_LIMIT).unwrap_or_else(|| "128MB".into()),
+        ),
+        ("threads", settings::DUCKDB_THREADS.get().to_string()),
+        ("temp_directory", temp_dir.to_string_lossy().into_owned()),
+        (
+            "max_temp_directory_size",
+            settings::string(&settings::DUCKDB_MAX_TEMP_DIRECTORY_SIZE)
+                .unwrap_or_else(|| "1GB".into()),
+        ),
+        ("extension_directory", extension_dir.clone()),
+    ];
+    options.extend(security::duckdb_options(profile, &extension_dir));
+    options
+}
+
 impl Instance {
+    /// Options for another DuckDB instance llm_sql opens for this one's role, for its own
+    /// statements only (the writer of a stored copy).
+    pub fn duckdb_options(&self) -> Vec<(&'static str, String)> {
+        duckdb_options(self.profile, &self.temp_dir)
+    }
+
     /// The aliases attached in this instance.
     pub fn attached_aliases(&self) -> Vec<String> {
         self.attached
