@@ -82,12 +82,29 @@ fn create_table(client: &mut Client, rows: i32) {
                FROM generate_series(1, {rows}) i;"
         ))
         .unwrap();
-    vacuum(client, "(ANALYZE) copies_t");
+    vacuum_all_visible(client, "copies_t");
 }
 
 /// VACUUM, which cannot share a query string with other statements.
 fn vacuum(client: &mut Client, what: &str) {
     client.batch_execute(&format!("VACUUM {what}")).unwrap();
+}
+
+/// VACUUM (ANALYZE) until every page of `table` is all-visible: a transaction running
+/// elsewhere in the cluster at that moment (the embedding worker's, a finishing test's) holds
+/// back what VACUUM may mark, and only all-visible pages are copied.
+fn vacuum_all_visible(client: &mut Client, table: &str) {
+    for _ in 0..100 {
+        vacuum(client, &format!("(ANALYZE) {table}"));
+        let done = format!(
+            "SELECT count(*) FROM pg_class WHERE oid = '{table}'::regclass AND relallvisible >= relpages"
+        );
+        if count(client, &done) == 1 {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("{table} did not become all-visible");
 }
 
 fn session() -> Client {
@@ -210,7 +227,7 @@ fn an_old_snapshot_keeps_its_rows_while_others_change_and_vacuum() {
              CREATE TABLE copies_rr AS SELECT i AS id, i * 2 AS v FROM generate_series(1, 50000) i;",
         )
         .unwrap();
-    vacuum(&mut setup, "(ANALYZE) copies_rr");
+    vacuum_all_visible(&mut setup, "copies_rr");
     let sum = "SELECT s FROM llm_sql.query('SELECT sum(v)::BIGINT AS s, count(*) AS c FROM pg.public.copies_rr') AS q(s bigint, c bigint)";
     let mut old = session();
     old.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
@@ -256,7 +273,7 @@ fn copies_are_only_for_roles_that_may_read_the_whole_table_without_policies() {
            FROM generate_series(1, 3000) i;",
     )
     .unwrap();
-    vacuum(&mut su, "copies_secret");
+    vacuum_all_visible(&mut su, "copies_secret");
     create_login_role("copies_full", "pw", "");
     create_login_role("copies_policy", "pw", "");
     create_login_role("copies_columns", "pw", "");
@@ -328,7 +345,7 @@ fn a_build_stops_on_cancel_and_on_a_killed_backend() {
            FROM generate_series(1, 3000000) i;",
     )
     .unwrap();
-    vacuum(&mut su, "copies_big");
+    vacuum_all_visible(&mut su, "copies_big");
     // A statement timeout ends the build; the session goes on, and reads the table exactly.
     times_out(&mut su, "SELECT llm_sql.warm('copies_big')", 300);
     su.batch_execute("SET statement_timeout = 0").unwrap();
@@ -380,7 +397,7 @@ fn copies_stay_within_local_copy_memory() {
              CREATE TABLE {table} AS SELECT i AS id, md5(i::text) AS h FROM generate_series(1, {rows}) i;"
         ))
         .unwrap();
-        vacuum(&mut su, table);
+        vacuum_all_visible(&mut su, table);
     }
     // Room for one small table (about 1.4 MB of heap each), not two, nor the large one.
     su.batch_execute("SET llm_sql.local_copy_memory = '2MB'")
@@ -466,7 +483,7 @@ fn serializable_transactions_reading_copies_still_conflict() {
              CREATE TABLE copies_ser_u (id int);",
         )
         .unwrap();
-    vacuum(&mut setup, "copies_ser_t");
+    vacuum_all_visible(&mut setup, "copies_ser_t");
     // Write skew: a reads t (from its copy) and writes u; b reads u and writes t.
     let mut a = session();
     let mut b = session();
@@ -539,7 +556,7 @@ fn a_copy_follows_numeric_as_double() {
          CREATE TABLE copies_money AS SELECT i AS id, 0.1::numeric AS amount FROM generate_series(1, 30) i;",
     )
     .unwrap();
-    vacuum(&mut su, "copies_money");
+    vacuum_all_visible(&mut su, "copies_money");
     let total = "SELECT t::text FROM llm_sql.query('SELECT sum(amount) AS t FROM pg.public.copies_money') AS q(t numeric)";
     // A copy made while numeric travels as DOUBLE is not used once it travels exactly again.
     su.batch_execute("SET llm_sql.numeric_as_double = on")
@@ -640,7 +657,7 @@ fn a_stored_copy_serves_every_new_session_exactly() {
          GRANT USAGE ON SCHEMA llm_sql TO copies_store_reader, copies_store_owner;",
     )
     .unwrap();
-    vacuum(&mut su, "copies_owned");
+    vacuum_all_visible(&mut su, "copies_owned");
     let sum = "SELECT s FROM llm_sql.query('SELECT sum(twice)::BIGINT AS s FROM pg.public.copies_owned') AS q(s bigint)";
     let mut reader_role = login("copies_store_reader", "pw");
     let direct = reader_role
@@ -709,7 +726,7 @@ fn a_stored_copy_serves_every_new_session_exactly() {
         )
     };
     assert!(files(&mut su).contains(&owned));
-    vacuum(&mut su, "copies_t");
+    vacuum_all_visible(&mut su, "copies_t");
     assert_eq!(
         count(&mut su, "SELECT llm_sql.warm('copies_t')"),
         20_000 - 1
