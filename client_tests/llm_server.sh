@@ -1,7 +1,7 @@
 # The Ollama-compatible LLM test server (client_tests/src/bin/llm_test_server.rs). Sourced by
 # scripts/test and client_tests/run. Exports LLM_SQL_TEST_LLM_URL; both test suites read it.
 
-LLM_SERVER_PORT=${LLM_SQL_TEST_LLM_PORT:-54340}
+LLM_SERVER_PORT=${LLM_SQL_TEST_LLM_PORT:-25440}
 LLM_SERVER_PID=""
 
 llm_server_up() { (exec 3<>"/dev/tcp/127.0.0.1/$LLM_SERVER_PORT") 2>/dev/null; }

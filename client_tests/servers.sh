@@ -3,9 +3,9 @@
 # Exports LLM_SQL_REMOTE_PG_PORT and LLM_SQL_MYSQL_PORT; the tests know the fixed credentials.
 
 REMOTE_PGDATA="$TEST_ROOT/remote_pg"
-REMOTE_PG_PORT=${LLM_SQL_REMOTE_PG_PORT:-54331}
+REMOTE_PG_PORT=${LLM_SQL_REMOTE_PG_PORT:-25431}
 MYSQL_DIR="$TEST_ROOT/mariadb"
-MYSQL_PORT=${LLM_SQL_MYSQL_PORT:-54332}
+MYSQL_PORT=${LLM_SQL_MYSQL_PORT:-25432}
 # Passwords with characters that need quoting and percent-encoding, on purpose.
 REMOTE_PG_PASSWORD="r3m0te'pa;ss"
 MYSQL_PASSWORD="my;p@ss'w"

@@ -1,8 +1,9 @@
-//! The embedding background worker: drains `llm_sql.embedding_queue` of one database
+//! The background worker: drains `llm_sql.embedding_queue` of one database
 //! (`llm_sql.worker_database`) every `llm_sql.worker_naptime`, when llm_sql is in
-//! `shared_preload_libraries`. It connects as the bootstrap superuser but reads and writes each
-//! table as the role that set up its auto-embedding (see `embeddings::queue`), and its own SQL
-//! resolves names only in `pg_catalog` and llm_sql's schema.
+//! `shared_preload_libraries`, and stores again the database's stored copies of tables that
+//! changed enough since (`crate::local::copy`). It connects as the bootstrap superuser but reads
+//! and writes each table as the role that set up its auto-embedding (see `embeddings::queue`),
+//! and its own SQL resolves names only in `pg_catalog` and llm_sql's schema.
 
 use std::time::Duration;
 
@@ -97,12 +98,100 @@ pub extern "C-unwind" fn llm_sql_embedding_worker_main(_arg: pg_sys::Datum) {
         crate::run_as::pin_search_path(pg_sys::GucAction::GUC_ACTION_SET)
     });
     log!("llm_sql embedding worker started for database \"{database}\"");
+    let mut copies = StoredCopies::default();
     loop {
         drain();
+        refresh_copies(&mut copies);
         if !nap() {
             break;
         }
     }
+}
+
+/// How long a table whose copy could not be stored again waits before the next try (a column
+/// type a copy cannot hold, a full disk: nothing that goes away by itself in seconds).
+const RETRY_STORE_AFTER: Duration = Duration::from_secs(600);
+
+/// The worker's DuckDB for refreshing stored copies (opened on first need, without
+/// attachments), and the tables whose last try failed.
+#[derive(Default)]
+struct StoredCopies {
+    instance: Option<crate::session::Instance>,
+    failed: std::collections::HashMap<pg_sys::Oid, std::time::Instant>,
+}
+
+/// Stores again the stored copies of this database that fell behind their tables.
+fn refresh_copies(copies: &mut StoredCopies) {
+    let StoredCopies { instance, failed } = copies;
+    failed.retain(|_, at| at.elapsed() < RETRY_STORE_AFTER);
+    if !crate::local::copy::any_stored() {
+        return;
+    }
+    // (A panic ends the worker, which restarts afresh: nothing half-updated is used again.)
+    BackgroundWorker::transaction(std::panic::AssertUnwindSafe(|| {
+        if !installed() {
+            return;
+        }
+        // SAFETY: inside a transaction; popped below. The copies are read with this snapshot.
+        unsafe { pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot()) };
+        let refreshed = (|| -> Result<Vec<_>> {
+            if instance.is_none() {
+                *instance = Some(crate::session::Instance::open_private()?);
+            }
+            let instance = instance.as_ref().expect("opened above");
+            // In a subtransaction: an ERROR (a table dropped meanwhile) ends this round only.
+            crate::subxact::run(crate::subxact::OnSuccess::Keep, || {
+                crate::local::refresh_stored(
+                    instance.connection(),
+                    &instance.copies,
+                    &instance.duckdb_options(),
+                    |relid| failed.contains_key(&relid),
+                )
+            })
+        })();
+        // SAFETY: pushed above.
+        unsafe { pg_sys::PopActiveSnapshot() };
+        match refreshed {
+            Ok(tables) => {
+                for (relid, outcome) in tables {
+                    match outcome {
+                        Ok(rows) => log!(
+                            "llm_sql: stored the copy of table {} again ({rows} rows)",
+                            table_name(relid)
+                        ),
+                        Err(e) => {
+                            failed.insert(relid, std::time::Instant::now());
+                            warning!(
+                                "llm_sql: could not store the copy of table {} again (next try in {} minutes): {}",
+                                table_name(relid),
+                                RETRY_STORE_AFTER.as_secs() / 60,
+                                e.message
+                            )
+                        }
+                    }
+                }
+            }
+            Err(e) => warning!("llm_sql worker: stored copies: {}", e.message),
+        }
+    }));
+}
+
+/// The table's name as `regclass` shows it (schema-qualified: the worker's search_path holds
+/// only pg_catalog and llm_sql).
+fn table_name(relid: pg_sys::Oid) -> String {
+    Spi::get_one_with_args::<String>("SELECT $1::pg_catalog.regclass::text", &[relid.into()])
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| format!("with OID {}", u32::from(relid)))
+}
+
+fn installed() -> bool {
+    Spi::get_one::<bool>(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'llm_sql')",
+    )
+    .ok()
+    .flatten()
+    .unwrap_or(false)
 }
 
 /// Handles due entries, one committed batch at a time, until none are left.
@@ -112,13 +201,7 @@ fn drain() {
             return;
         }
         let handled = BackgroundWorker::transaction(|| {
-            let installed = Spi::get_one::<bool>(
-                "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'llm_sql')",
-            )
-            .ok()
-            .flatten()
-            .unwrap_or(false);
-            if !installed {
+            if !installed() {
                 return 0;
             }
             let batch = settings::EMBEDDING_BATCH_SIZE.get().max(1) as usize;

@@ -24,7 +24,7 @@ fn port() -> u16 {
 /// A URL of the project's LLM test server (`options` chooses its key, faults, …).
 pub fn llm_url(options: &str) -> String {
     let base =
-        std::env::var("LLM_SQL_TEST_LLM_URL").unwrap_or_else(|_| "http://127.0.0.1:54340".into());
+        std::env::var("LLM_SQL_TEST_LLM_URL").unwrap_or_else(|_| "http://127.0.0.1:25440".into());
     format!("{base}/{options}")
 }
 

@@ -416,6 +416,14 @@ fn copies_stay_within_local_copy_memory() {
         "first small table",
     );
     assert_eq!(copied(&mut su), ["copies_small_a"]);
+    assert_eq!(
+        texts(
+            &mut su,
+            "SELECT stored::text FROM llm_sql.local_copies() WHERE tbl = 'copies_small_a'::regclass"
+        ),
+        ["false"],
+        "a copy the session built is its own"
+    );
     assert_same(
         &mut su,
         "copies_small_b",
@@ -608,6 +616,13 @@ fn a_stored_copy_serves_every_new_session_exactly() {
         copied > 0 && from_copy == copied && live == 0,
         "{copied} {from_copy} {live}"
     );
+    assert_eq!(
+        texts(
+            &mut reader,
+            "SELECT stored::text FROM llm_sql.local_copies() WHERE tbl = 'copies_t'::regclass"
+        ),
+        ["true"]
+    );
 
     // Other sessions' commits and the reader's own writes are read live, exactly.
     su.batch_execute(
@@ -700,13 +715,9 @@ fn a_stored_copy_serves_every_new_session_exactly() {
     // TRUNCATE gives the table a new file: the stored copy is not used again.
     su.batch_execute("TRUNCATE copies_owned; INSERT INTO copies_owned VALUES (1, 7);")
         .unwrap();
+    // (The background worker may store a new copy of it meanwhile.)
     let mut after = stored_only_session();
     assert_eq!(count(&mut after, sum), 7);
-    assert_eq!(
-        copy_state(&mut after, "copies_owned"),
-        None,
-        "no copy of a truncated table"
-    );
 
     // A dropped table's stored copy is removed by the next warm in the database.
     let owned = format!(
@@ -736,5 +747,62 @@ fn a_stored_copy_serves_every_new_session_exactly() {
     assert!(
         remaining.contains(&format!("{oid}.duckdb")),
         "{remaining:?}"
+    );
+}
+
+/// When `table`'s stored copy was last written.
+fn stored_at(su: &mut Client, table: &str) -> String {
+    texts(
+        su,
+        &format!(
+            "SELECT (pg_stat_file('llm_sql/copies/' ||
+                     (SELECT oid FROM pg_database WHERE datname = current_database()) || '/' ||
+                     '{table}'::regclass::oid || '.duckdb')).modification::text"
+        ),
+    )
+    .remove(0)
+}
+
+#[test]
+fn the_worker_stores_a_copy_again_once_its_table_changed() {
+    let _serial = serial();
+    let mut su = session();
+    su.batch_execute(
+        "DROP TABLE IF EXISTS copies_refresh;
+         CREATE TABLE copies_refresh AS SELECT i AS id, md5(i::text) AS h FROM generate_series(1, 30000) i;",
+    )
+    .unwrap();
+    vacuum_all_visible(&mut su, "copies_refresh");
+    assert_eq!(
+        count(&mut su, "SELECT llm_sql.warm('copies_refresh')"),
+        30_000
+    );
+    let first = stored_at(&mut su, "copies_refresh");
+    // A third of the rows change, and VACUUM marks their pages all-visible again: a new copy
+    // would now hold far more than the stored one can stand for.
+    std::thread::sleep(Duration::from_millis(1100));
+    su.batch_execute("UPDATE copies_refresh SET h = 'changed' WHERE id % 3 = 0")
+        .unwrap();
+    vacuum_all_visible(&mut su, "copies_refresh");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while stored_at(&mut su, "copies_refresh") == first {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the worker did not store the copy again"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // A new session reads the new copy alone, and exactly.
+    let mut reader = stored_only_session();
+    assert_same(
+        &mut reader,
+        "copies_refresh",
+        "id int, h text",
+        "refreshed copy",
+    );
+    let (copied, from_copy, live) = copy_state(&mut reader, "copies_refresh").unwrap();
+    assert!(
+        copied > 0 && from_copy == copied && live == 0,
+        "{copied} {from_copy} {live}"
     );
 }

@@ -1,4 +1,4 @@
-//! `ALTER EXTENSION llm_sql UPDATE` from each earlier release (0.1.0, 0.2.0 and 0.3.0, whose install
+//! `ALTER EXTENSION llm_sql UPDATE` from each earlier release (0.1.0, 0.2.0, 0.3.0 and 0.4.0, whose install
 //! scripts client_tests/run installs from client_tests/fixtures) gives the same objects as a fresh
 //! install, and keeps the data that was there.
 
@@ -95,7 +95,7 @@ fn updating_from_each_earlier_release_gives_a_fresh_install_and_keeps_the_data()
         .unwrap()
         .get(0);
     drop(new);
-    for old_version in ["0.1.0", "0.2.0", "0.3.0"] {
+    for old_version in ["0.1.0", "0.2.0", "0.3.0", "0.4.0"] {
         update_from(&mut su, old_version, &current);
     }
     su.batch_execute("DROP DATABASE llm_sql_fresh").unwrap();
@@ -132,10 +132,11 @@ fn update_from(su: &mut Client, old_version: &str, current: &str) {
     ))
     .unwrap();
     // Functions whose C code changed meaning say that the extension needs updating. (0.3.0's
-    // functions all still work with this library.)
+    // functions all still work with this library; 0.4.0's local_copies lacks a column.)
     let retired = match old_version {
         "0.1.0" => Some("SELECT llm_sql.attach_internal('x', '/tmp/x.db', NULL, true, true)"),
         "0.2.0" => Some("SELECT * FROM llm_sql.semantic_search('notes', 'x')"),
+        "0.4.0" => Some("SELECT * FROM llm_sql.local_copies()"),
         _ => None,
     };
     if let Some(retired) = retired {

@@ -14,7 +14,7 @@ use crate::session::Session;
 CREATE FUNCTION llm_sql.warm(tbl regclass) RETURNS bigint
     LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';
 COMMENT ON FUNCTION llm_sql.warm(regclass) IS
-    'Copies a table into this session''s DuckDB now, for pg.<schema>.<table> to read; returns the rows copied';
+    'Copies a table now for pg.<schema>.<table> to read: stored for every session of the database when the caller may maintain the table, else into this session''s DuckDB; returns the rows copied';
 "#
 )]
 fn warm_copy(tbl: Option<Oid>) -> i64 {
@@ -54,15 +54,16 @@ fn warm_copy(tbl: Option<Oid>) -> i64 {
     sql = r#"
 CREATE FUNCTION llm_sql.local_copies(
     OUT tbl regclass, OUT blocks bigint, OUT copied_blocks bigint, OUT copied_rows bigint,
-    OUT bytes bigint, OUT uses bigint, OUT last_copied_blocks bigint, OUT last_live_blocks bigint)
+    OUT bytes bigint, OUT uses bigint, OUT last_copied_blocks bigint, OUT last_live_blocks bigint,
+    OUT stored boolean)
     RETURNS SETOF record
     LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', '@FUNCTION_NAME@';
 COMMENT ON FUNCTION llm_sql.local_copies() IS
-    'The tables this session''s DuckDB (for the current role) keeps copies of, and how the last statement read each';
+    'The copies of tables this session''s DuckDB (for the current role) reads, stored for every session or its own, and how the last statement read each';
 "#
 )]
 #[allow(clippy::type_complexity)]
-fn list_local_copies() -> TableIterator<
+fn local_copies_listing() -> TableIterator<
     'static,
     (
         name!(tbl, Oid),
@@ -73,6 +74,7 @@ fn list_local_copies() -> TableIterator<
         name!(uses, i64),
         name!(last_copied_blocks, i64),
         name!(last_live_blocks, i64),
+        name!(stored, bool),
     ),
 > {
     let list = crate::session::current()
@@ -88,6 +90,7 @@ fn list_local_copies() -> TableIterator<
             c.uses,
             c.last_copied_blocks,
             c.last_live_blocks,
+            c.stored,
         )
     }))
 }

@@ -48,4 +48,6 @@ retired! {
     // 0.2.0: the searches without filter and columns.
     semantic_search_rows_wrapper, pg_finfo_semantic_search_rows_wrapper;
     hybrid_search_rows_wrapper, pg_finfo_hybrid_search_rows_wrapper;
+    // 0.4.0: local_copies without its column stored.
+    list_local_copies_wrapper, pg_finfo_list_local_copies_wrapper;
 }

@@ -45,6 +45,11 @@ pub const CATALOG: &str = "llm_sql_copies";
 const MAX_STALE_RANGES: usize = 64;
 const MAX_STALE_SHARE: f64 = 0.2;
 
+/// The background worker stores a copy again once a new build would add more than this share
+/// of the table (pages all-visible now that the copy cannot stand for): before sessions would
+/// start copying the table themselves.
+pub const REFRESH_SHARE: f64 = 0.1;
+
 // `pg_copy.c`. Declared "C": its ERRORs longjmp, caught by pg_guard_ffi_boundary around each call.
 unsafe extern "C" {
     fn llm_sql_copy_status(relid: Oid, relfilenumber: *mut u32) -> i32;
@@ -71,6 +76,8 @@ struct Copy {
     table: String,
     /// Attached from the data directory (`stored.rs`) rather than built in this instance.
     stored: bool,
+    /// The stored file's inode (a file put in its place since is a newer copy).
+    inode: u64,
     relfilenumber: u32,
     /// The copied columns' [`signature`].
     signature: String,
@@ -126,6 +133,8 @@ pub struct CopyInfo {
     pub uses: i64,
     pub last_copied_blocks: i64,
     pub last_live_blocks: i64,
+    /// Stored in the data directory for every session, not built in this one.
+    pub stored: bool,
 }
 
 /// How a statement reads a copied table: the copy, less `stale` blocks, and the blocks
@@ -238,6 +247,8 @@ impl Copies {
     fn attach_one(&self, conn: &Connection, relid: Oid) -> bool {
         let catalog = stored::catalog(relid);
         let path = stored::path(relid);
+        // (Read first: a file put in place after this is then attached again later.)
+        let inode = stored::inode(relid);
         let attached = (|| -> Result<Option<stored::Meta>> {
             if !path.exists() {
                 return Ok(None);
@@ -268,6 +279,7 @@ impl Copies {
             Copy {
                 table: format!("{catalog}.main.rows"),
                 stored: true,
+                inode,
                 relfilenumber: meta.relfilenumber,
                 signature: meta.signature,
                 page_lsns: meta.page_lsns,
@@ -360,6 +372,7 @@ impl Copies {
             Copy {
                 table,
                 stored: false,
+                inode: 0,
                 relfilenumber,
                 signature: signature(spec),
                 page_lsns: built.page_lsns,
@@ -391,9 +404,17 @@ impl Copies {
             }
             return Ok(None);
         };
-        let known = self.by_relation.borrow().contains_key(&spec.relid);
-        if !known && may_build && self.may_open_files.get() {
-            self.attach_one(conn, spec.relid);
+        if may_build && self.may_open_files.get() {
+            // A copy stored since this instance opened, or in place of the one it attached.
+            let attached = self
+                .by_relation
+                .borrow()
+                .get(&spec.relid)
+                .map(|copy| !copy.stored || copy.inode == stored::inode(spec.relid));
+            if attached != Some(true) && stored::path(spec.relid).exists() {
+                self.drop_copy(conn, spec.relid)?;
+                self.attach_one(conn, spec.relid);
+            }
         }
         let current = {
             let copies = self.by_relation.borrow();
@@ -444,10 +465,10 @@ impl Copies {
         }
     }
 
-    /// Which copied blocks the statement may use; `None` when the copy should be rebuilt.
-    fn check(&self, relid: Oid) -> Option<CopyRead> {
-        let mut copies = self.by_relation.borrow_mut();
-        let copy = copies.get_mut(&relid)?;
+    /// `llm_sql_copy_check` of `relid`'s copy (after `status`, under the relation's lock).
+    fn examine(&self, relid: Oid) -> Option<Examined> {
+        let copies = self.by_relation.borrow();
+        let copy = copies.get(&relid)?;
         let nblocks = copy.page_lsns.len();
         let mut usable = vec![0u8; nblocks];
         let mut current = 0u32;
@@ -463,11 +484,68 @@ impl Copies {
                 &mut current,
             )
         });
-        let found = found.max(0) as u64;
+        Some(Examined {
+            usable,
+            found: found.max(0) as u64,
+            current,
+        })
+    }
+
+    /// Attaches the stored copies written since this instance last looked, in place of the
+    /// ones it had of the same tables (only for an instance that may open files).
+    fn attach_new_stored(&self, conn: &Connection) -> Result<()> {
+        for relid in stored::relids() {
+            let attached = self
+                .by_relation
+                .borrow()
+                .get(&relid)
+                .map(|copy| copy.stored && copy.inode == stored::inode(relid));
+            if attached != Some(true) {
+                self.drop_copy(conn, relid)?;
+                self.attach_one(conn, relid);
+            }
+        }
+        Ok(())
+    }
+
+    /// The tables whose stored copy a new build would improve by more than `share` of the
+    /// table, or that got a new file since (the background worker stores those again).
+    pub fn stored_behind(&self, conn: &Connection, share: f64) -> Result<Vec<Oid>> {
+        self.attach_new_stored(conn)?;
+        let stored: Vec<(Oid, u32)> = self
+            .by_relation
+            .borrow()
+            .iter()
+            .filter(|(_, copy)| copy.stored)
+            .map(|(relid, copy)| (*relid, copy.relfilenumber))
+            .collect();
+        let mut behind = Vec::new();
+        for (relid, relfilenumber) in stored {
+            let Some(now) = status(relid) else { continue };
+            let worth = now != relfilenumber
+                || self.examine(relid).is_some_and(|e| {
+                    gain(&e.usable, e.current) as f64 > share * f64::from(e.current.max(1))
+                });
+            if worth {
+                behind.push(relid);
+            }
+        }
+        Ok(behind)
+    }
+
+    /// Which copied blocks the statement may use; `None` when the copy should be rebuilt.
+    fn check(&self, relid: Oid) -> Option<CopyRead> {
+        let Examined {
+            usable,
+            found,
+            current,
+        } = self.examine(relid)?;
+        let mut copies = self.by_relation.borrow_mut();
+        let copy = copies.get_mut(&relid)?;
+        let nblocks = copy.page_lsns.len();
         let stale = ranges(nblocks, |b| copy.page_lsns[b] != 0 && usable[b] != 1);
         let stale_blocks = copy.copied_blocks().saturating_sub(found);
-        let missed = usable.iter().filter(|u| **u == 2).count() as u64
-            + u64::from(current).saturating_sub(nblocks as u64);
+        let missed = gain(&usable, current);
         let share =
             |blocks: u64| blocks as f64 > MAX_STALE_SHARE * (u64::from(current).max(1)) as f64;
         if stale.len() > MAX_STALE_RANGES || share(stale_blocks) || share(missed) {
@@ -515,6 +593,7 @@ impl Copies {
                 uses: copy.uses as i64,
                 last_copied_blocks: copy.last_copied as i64,
                 last_live_blocks: copy.last_live as i64,
+                stored: copy.stored,
             })
             .collect();
         list.sort_by_key(|info| u32::from(info.relid));
@@ -606,6 +685,11 @@ impl Copies {
     }
 }
 
+/// Whether the current database has stored copies (a cheap look at the data directory).
+pub fn any_stored() -> bool {
+    !stored::relids().is_empty()
+}
+
 /// How `llm_sql.warm` kept a copy, and of how many rows.
 pub enum Warmed {
     /// In the data directory for every session; `attached`: in this instance too (otherwise
@@ -680,6 +764,21 @@ fn relation_bytes(relid: Oid) -> u64 {
         .flatten()
         .unwrap_or(0)
         .max(0) as u64
+}
+
+/// What `llm_sql_copy_check` found: per copied block, 1 usable, 2 all-visible but not usable
+/// (a new build would copy it), 0 neither; the usable blocks; the relation's blocks now.
+struct Examined {
+    usable: Vec<u8>,
+    found: u64,
+    current: u32,
+}
+
+/// Blocks a new build would add: all-visible ones the copy cannot stand for, and those added
+/// since it was made.
+fn gain(usable: &[u8], current: u32) -> u64 {
+    usable.iter().filter(|u| **u == 2).count() as u64
+        + u64::from(current).saturating_sub(usable.len() as u64)
 }
 
 /// Maximal runs `start..end` of blocks `0..nblocks` for which `pick` holds.

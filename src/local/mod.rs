@@ -192,6 +192,32 @@ pub fn warm(
     copies.warm(conn, &spec, may_maintain(relid).then_some(options))
 }
 
+/// Stores again the stored copies that a new build would improve by more than
+/// [`copy::REFRESH_SHARE`] of their table (the background worker's duty), but not those
+/// `skip` names, each in a subtransaction of its own: the tables refreshed with their rows,
+/// and the errors of those that could not be.
+pub fn refresh_stored(
+    conn: &Connection,
+    copies: &copy::Copies,
+    options: &[(&str, String)],
+    skip: impl Fn(Oid) -> bool,
+) -> Result<Vec<(Oid, Result<u64>)>> {
+    let behind = copies.stored_behind(conn, copy::REFRESH_SHARE)?;
+    let mut refreshed = Vec::new();
+    for relid in behind.into_iter().filter(|relid| !skip(*relid)) {
+        let stored = crate::subxact::run(crate::subxact::OnSuccess::Keep, || {
+            match warm(conn, copies, relid, options)? {
+                copy::Warmed::Stored { rows, .. } => Ok(rows),
+                copy::Warmed::InSession { .. } => Err(Error::permission_denied(
+                    "storing a copy needs the MAINTAIN privilege on the table",
+                )),
+            }
+        });
+        refreshed.push((relid, stored));
+    }
+    Ok(refreshed)
+}
+
 fn may_maintain(relid: Oid) -> bool {
     let user = crate::run_as::current_user();
     // SAFETY: a catalog lookup on the backend thread, for a relation that exists.

@@ -329,8 +329,8 @@ copy_build_end(Reader *reader)
 /*
  * For a statement about to read `relid` (after llm_sql_copy_status, under its lock): sets
  * usable[b], for each of the copy's `nblocks` blocks, to 1 when its copied rows are exactly
- * what the statement would read, 2 when it was not copied but is all-visible now (a new build
- * would copy it), 0 otherwise. Sets `current` to the relation's blocks now; returns the number
+ * what the statement would read, 2 when it was not copied, or changed since, but is
+ * all-visible now (a new build would copy it), 0 otherwise. Sets `current` to the relation's blocks now; returns the number
  * of usable blocks.
  */
 int32
@@ -386,9 +386,13 @@ llm_sql_copy_check(Oid relid, const uint64 *page_lsns, uint32 nblocks, const uin
 			buffer = ReadBufferExtended(relation, MAIN_FORKNUM, block, RBM_NORMAL, strategy);
 			LockBuffer(buffer, BUFFER_LOCK_SHARE);
 			page = BufferGetPage(buffer);
-			usable[block] = PageIsAllVisible(page) && PageGetLSN(page) == page_lsns[block];
+			/* Changed since the copy, but all-visible again: a new build would copy it. */
+			if (!PageIsAllVisible(page))
+				usable[block] = 0;
+			else
+				usable[block] = PageGetLSN(page) == page_lsns[block] ? 1 : 2;
 			UnlockReleaseBuffer(buffer);
-			found += usable[block];
+			found += usable[block] == 1;
 		}
 	}
 	if (BufferIsValid(vmbuffer))

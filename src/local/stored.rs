@@ -13,9 +13,10 @@
 //! A file is written under a temporary name by an instance of its own (no user SQL runs in it)
 //! and renamed into place when complete; once in place it is never written again, only
 //! replaced, so sessions attach it read-only, side by side. Files of dropped tables are
-//! removed by the next `llm_sql.warm` in the database.
+//! removed by the next `llm_sql.warm` in the database. The background worker stores a copy
+//! again once enough of its table has changed (`crate::worker`).
 
-use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -24,6 +25,10 @@ use pgrx::pg_sys::{self, Oid};
 use crate::engine::ffi::Connection;
 use crate::error::{Error, Result};
 use crate::quote::duck_literal;
+
+/// The layout of a stored copy's file (its tables, the columns' signature): a file of another
+/// layout is not used. Raised whenever that layout changes, not with every release.
+const FORMAT: &str = "1";
 
 /// What a stored copy's `meta` says.
 pub struct Meta {
@@ -53,6 +58,11 @@ pub fn directory() -> PathBuf {
 
 pub fn path(relid: Oid) -> PathBuf {
     directory().join(format!("{}.duckdb", u32::from(relid)))
+}
+
+/// The inode of `relid`'s stored copy (0: none): a new copy of a table is a new file.
+pub fn inode(relid: Oid) -> u64 {
+    std::fs::metadata(path(relid)).map_or(0, |m| m.ino())
 }
 
 /// The DuckDB catalog a stored copy is attached as.
@@ -114,7 +124,7 @@ pub fn write_meta(conn: &Connection, catalog: &str, meta: &Meta) -> Result<()> {
         "CREATE TABLE {catalog}.main.meta AS SELECT {} AS version, '{system}' AS system_id, \
          '{timeline}' AS timeline, '{}' AS relfilenumber, {} AS signature, '{}' AS rows, \
          '{}' AS page_lsns, '{}' AS vm_lsns",
-        duck_literal(env!("CARGO_PKG_VERSION")),
+        duck_literal(FORMAT),
         meta.relfilenumber,
         duck_literal(&meta.signature),
         meta.rows,
@@ -124,8 +134,8 @@ pub fn write_meta(conn: &Connection, catalog: &str, meta: &Meta) -> Result<()> {
     Ok(())
 }
 
-/// Reads the `meta` of a stored copy attached as `catalog`; `None` when it was written by
-/// another version of llm_sql, or in another cluster or WAL history than this one.
+/// Reads the `meta` of a stored copy attached as `catalog`; `None` when it has another layout,
+/// or was written in another cluster or WAL history than this one.
 pub fn read_meta(conn: &Connection, catalog: &str) -> Result<Option<Meta>> {
     let line = conn
         .query_strings(&format!(
@@ -143,9 +153,7 @@ pub fn read_meta(conn: &Connection, catalog: &str) -> Result<Option<Meta>> {
         return Ok(None);
     };
     let here = history().map(|(system, timeline)| (system.to_string(), timeline.to_string()));
-    if version != env!("CARGO_PKG_VERSION")
-        || here != Some((system.to_string(), timeline.to_string()))
-    {
+    if version != FORMAT || here != Some((system.to_string(), timeline.to_string())) {
         return Ok(None);
     }
     let meta = (|| {

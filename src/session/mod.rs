@@ -178,6 +178,22 @@ impl Drop for Session {
 
 impl Instance {
     fn open(profile: Profile, user: Oid) -> Result<Instance> {
+        Self::open_with(profile, user, true)
+    }
+
+    /// An instance of llm_sql's own for the current role, outside the backend's cache and
+    /// without attachments (no connections to other servers): the background worker's, to
+    /// refresh stored copies. No user SQL runs in it.
+    pub fn open_private() -> Result<Instance> {
+        Self::open_with(Profile::current(), current_user(), false)
+    }
+
+    /// Its connection, for llm_sql's own statements.
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
+    fn open_with(profile: Profile, user: Oid, with_attachments: bool) -> Result<Instance> {
         let temp_dir = backend_temp_dir(profile, user)?;
         let options = duckdb_options(profile, &temp_dir);
         let db = open_database(&options)?;
@@ -206,7 +222,9 @@ impl Instance {
             &instance.copies,
             profile != Profile::Restricted,
         )?;
-        attachments::sync(&instance, &instance.conn, true)?;
+        if with_attachments {
+            attachments::sync(&instance, &instance.conn, true)?;
+        }
         security::restrict(&instance.conn, profile)?;
         Ok(instance)
     }

@@ -10,7 +10,7 @@ pub mod tests {
 
     /// The test server's base URL (scripts/test starts it).
     pub fn server() -> String {
-        std::env::var("LLM_SQL_TEST_LLM_URL").unwrap_or_else(|_| "http://127.0.0.1:54340".into())
+        std::env::var("LLM_SQL_TEST_LLM_URL").unwrap_or_else(|_| "http://127.0.0.1:25440".into())
     }
 
     /// Points llm_sql at the test server with per-test options (`key=…,fault=…`), and makes

@@ -1,7 +1,7 @@
 //! An Ollama- and OpenAI-compatible HTTP server for llm_sql's tests: real HTTP and JSON on
 //! 127.0.0.1, no model.
 //!
-//!   llm_test_server [--port 54340] [--dim 768]
+//!   llm_test_server [--port 25440] [--dim 768]
 //!
 //! Endpoints: /api/tags, /api/generate, /api/chat, /api/embed, /api/embeddings,
 //! /v1/models, /v1/chat/completions, /v1/embeddings.
@@ -10,7 +10,7 @@
 //! than texts that share none, and the same text always gets the same vector.
 //!
 //! Each test picks its behaviour with a path prefix in llm_sql.llm_url, a comma-separated
-//! list of options before the API path, e.g. `http://127.0.0.1:54340/key=t1,fault=500,times=2`:
+//! list of options before the API path, e.g. `http://127.0.0.1:25440/key=t1,fault=500,times=2`:
 //!   key=K          names the test: scripted replies and request statistics are per key
 //!   dim=N          embedding dimension (default --dim)
 //!   delay=MS       wait before answering
@@ -401,7 +401,7 @@ fn argument(name: &str) -> Option<String> {
 async fn main() -> std::io::Result<()> {
     let port: u16 = argument("--port")
         .and_then(|p| p.parse().ok())
-        .unwrap_or(54340);
+        .unwrap_or(25440);
     let dim: usize = argument("--dim")
         .and_then(|d| d.parse().ok())
         .unwrap_or(768);

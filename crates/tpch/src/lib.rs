@@ -130,7 +130,27 @@ pub fn generate_and_load(client: &mut Client, sf: f64, prefix: &str) -> Result<(
     client.batch_execute(KEYS).map_err(|e| describe(&e))?;
     client
         .batch_execute(&format!("VACUUM (ANALYZE) {}", TABLES.join(", ")))
-        .map_err(|e| describe(&e))
+        .map_err(|e| describe(&e))?;
+    // A transaction open elsewhere in the database at that moment holds back what VACUUM may
+    // mark all-visible: VACUUM again until every page is.
+    let settled = format!(
+        "SELECT count(*) FROM pg_class WHERE relname IN ('{}') AND relallvisible < relpages",
+        TABLES.join("', '")
+    );
+    for _ in 0..100 {
+        let unsettled: i64 = client
+            .query_one(&settled, &[])
+            .map_err(|e| describe(&e))?
+            .get(0);
+        if unsettled == 0 {
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        client
+            .batch_execute(&format!("VACUUM {}", TABLES.join(", ")))
+            .map_err(|e| describe(&e))?;
+    }
+    Err("the TPC-H tables did not become all-visible".to_string())
 }
 
 /// The 22 queries, numbered, without trailing semicolons.
