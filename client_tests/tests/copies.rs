@@ -535,7 +535,7 @@ fn a_value_a_copy_cannot_hold_leaves_the_table_to_the_live_scan() {
          INSERT INTO copies_wide VALUES (0, 1e35);",
     )
     .unwrap();
-    vacuum(&mut su, "copies_wide");
+    vacuum_all_visible(&mut su, "copies_wide");
     // The statement does not read `amount`: it runs, live, and no copy is kept.
     assert_eq!(
         count(
@@ -689,6 +689,14 @@ fn a_stored_copy_serves_every_new_session_exactly() {
         ),
         0,
         "no copy of a table the role may not read is listed"
+    );
+    assert_eq!(
+        count(
+            &mut reader_role,
+            "SELECT n FROM llm_sql.query('SELECT count(*) AS n FROM duckdb_databases() WHERE database_name LIKE ''llm_sql_copies_t%''') AS q(n bigint)"
+        ),
+        0,
+        "nor attached"
     );
     assert_eq!(
         count(&mut reader_role, "SELECT llm_sql.warm('copies_owned')"),

@@ -208,7 +208,7 @@ fn status(relid: Oid) -> Option<u32> {
 }
 
 /// Whether the current role may still use a copy of `relid` made from file `relfilenumber`
-/// (without locking the table).
+/// (0: from any file), without locking the table.
 fn still_allowed(relid: Oid, relfilenumber: u32) -> bool {
     // SAFETY: plain arguments.
     guarded(|| unsafe { llm_sql_copy_still_allowed(relid, relfilenumber) }) == 1
@@ -233,12 +233,15 @@ impl Copies {
         self.clock.get()
     }
 
-    /// Attaches this database's stored copies (when the instance opens, while it may still
-    /// open files); `may_open_files`: whether it may later too.
+    /// Attaches this database's stored copies of the tables the current role may read from a
+    /// copy (when the instance opens, while it may still open files; attaching costs a
+    /// millisecond or two each); `may_open_files`: whether it may later too.
     pub fn attach_stored(&self, conn: &Connection, may_open_files: bool) {
         self.may_open_files.set(may_open_files);
         for relid in stored::relids() {
-            self.attach_one(conn, relid);
+            if still_allowed(relid, 0) {
+                self.attach_one(conn, relid);
+            }
         }
     }
 

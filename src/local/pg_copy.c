@@ -114,8 +114,8 @@ llm_sql_copy_status(Oid relid, uint32 *relfilenumber)
 
 /*
  * Like llm_sql_copy_status for a copy the statement does not read, without locking the
- * relation: 1 when it still exists with file number `relfilenumber` and the current role may
- * still read all of it without row-level security.
+ * relation: 1 when it still exists with file number `relfilenumber` (0: any) and the current
+ * role may still read all of it without row-level security.
  */
 int32
 llm_sql_copy_still_allowed(Oid relid, uint32 relfilenumber)
@@ -125,7 +125,8 @@ llm_sql_copy_still_allowed(Oid relid, uint32 relfilenumber)
 
 	if (!HeapTupleIsValid(tuple))
 		return 0;
-	same = ((Form_pg_class) GETSTRUCT(tuple))->relfilenode == relfilenumber;
+	same = relfilenumber == 0 ||
+		((Form_pg_class) GETSTRUCT(tuple))->relfilenode == relfilenumber;
 	ReleaseSysCache(tuple);
 	return same &&
 		pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) == ACLCHECK_OK &&
