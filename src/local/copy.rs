@@ -408,16 +408,7 @@ impl Copies {
             return Ok(None);
         };
         if may_build && self.may_open_files.get() {
-            // A copy stored since this instance opened, or in place of the one it attached.
-            let attached = self
-                .by_relation
-                .borrow()
-                .get(&spec.relid)
-                .map(|copy| !copy.stored || copy.inode == stored::inode(spec.relid));
-            if attached != Some(true) && stored::path(spec.relid).exists() {
-                self.drop_copy(conn, spec.relid)?;
-                self.attach_one(conn, spec.relid);
-            }
+            self.attach_if_newer(conn, spec.relid)?;
         }
         let current = {
             let copies = self.by_relation.borrow();
@@ -494,19 +485,19 @@ impl Copies {
         })
     }
 
-    /// Attaches the stored copies written since this instance last looked, in place of the
-    /// ones it had of the same tables (only for an instance that may open files).
-    fn attach_new_stored(&self, conn: &Connection) -> Result<()> {
-        for relid in stored::relids() {
-            let attached = self
-                .by_relation
-                .borrow()
-                .get(&relid)
-                .map(|copy| copy.stored && copy.inode == stored::inode(relid));
-            if attached != Some(true) {
-                self.drop_copy(conn, relid)?;
-                self.attach_one(conn, relid);
-            }
+    /// Attaches `relid`'s stored copy if it was stored since this instance looked, or put in
+    /// place of the one it attached (only for an instance that may open files); a copy the
+    /// instance built itself stays.
+    fn attach_if_newer(&self, conn: &Connection, relid: Oid) -> Result<()> {
+        let inode = stored::inode(relid);
+        let current = self
+            .by_relation
+            .borrow()
+            .get(&relid)
+            .map(|copy| !copy.stored || copy.inode == inode);
+        if current != Some(true) && inode != 0 {
+            self.drop_copy(conn, relid)?;
+            self.attach_one(conn, relid);
         }
         Ok(())
     }
@@ -514,7 +505,11 @@ impl Copies {
     /// The tables whose stored copy a new build would improve by more than `share` of the
     /// table, or that got a new file since (the background worker stores those again).
     pub fn stored_behind(&self, conn: &Connection, share: f64) -> Result<Vec<Oid>> {
-        self.attach_new_stored(conn)?;
+        if self.may_open_files.get() {
+            for relid in stored::relids() {
+                self.attach_if_newer(conn, relid)?;
+            }
+        }
         let stored: Vec<(Oid, u32)> = self
             .by_relation
             .borrow()
