@@ -252,10 +252,10 @@ impl Copies {
         let path = stored::path(relid);
         // (Read first: a file put in place after this is then attached again later.)
         let inode = stored::inode(relid);
+        if inode == 0 {
+            return false;
+        }
         let attached = (|| -> Result<Option<stored::Meta>> {
-            if !path.exists() {
-                return Ok(None);
-            }
             conn.run(&format!(
                 "ATTACH {} AS {catalog} (READ_ONLY)",
                 crate::quote::duck_literal(&path.to_string_lossy())
