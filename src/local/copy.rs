@@ -62,6 +62,7 @@ unsafe extern "C" {
         nvm: u32,
         usable: *mut u8,
         current: *mut u32,
+        appended_visible: *mut u32,
     ) -> i32;
 }
 
@@ -466,7 +467,8 @@ impl Copies {
         let nblocks = copy.page_lsns.len();
         let mut usable = vec![0u8; nblocks];
         let mut current = 0u32;
-        // SAFETY: arrays of the lengths given; an out-parameter.
+        let mut appended_visible = 0u32;
+        // SAFETY: arrays of the lengths given; out-parameters.
         let found = guarded(|| unsafe {
             llm_sql_copy_check(
                 relid,
@@ -476,12 +478,14 @@ impl Copies {
                 copy.vm_lsns.len() as u32,
                 usable.as_mut_ptr(),
                 &mut current,
+                &mut appended_visible,
             )
         });
         Some(Examined {
             usable,
             found: found.max(0) as u64,
             current,
+            appended_visible,
         })
     }
 
@@ -521,9 +525,9 @@ impl Copies {
         for (relid, relfilenumber) in stored {
             let Some(now) = status(relid) else { continue };
             let worth = now != relfilenumber
-                || self.examine(relid).is_some_and(|e| {
-                    gain(&e.usable, e.current) as f64 > share * f64::from(e.current.max(1))
-                });
+                || self
+                    .examine(relid)
+                    .is_some_and(|e| e.gain() as f64 > share * f64::from(e.current.max(1)));
             if worth {
                 behind.push(relid);
             }
@@ -533,17 +537,19 @@ impl Copies {
 
     /// Which copied blocks the statement may use; `None` when the copy should be rebuilt.
     fn check(&self, relid: Oid) -> Option<CopyRead> {
+        let examined = self.examine(relid)?;
+        let missed = examined.gain();
         let Examined {
             usable,
             found,
             current,
-        } = self.examine(relid)?;
+            ..
+        } = examined;
         let mut copies = self.by_relation.borrow_mut();
         let copy = copies.get_mut(&relid)?;
         let nblocks = copy.page_lsns.len();
         let stale = ranges(nblocks, |b| copy.page_lsns[b] != 0 && usable[b] != 1);
         let stale_blocks = copy.copied_blocks().saturating_sub(found);
-        let missed = gain(&usable, current);
         let share =
             |blocks: u64| blocks as f64 > MAX_STALE_SHARE * (u64::from(current).max(1)) as f64;
         if stale.len() > MAX_STALE_RANGES || share(stale_blocks) || share(missed) {
@@ -770,13 +776,17 @@ struct Examined {
     usable: Vec<u8>,
     found: u64,
     current: u32,
+    /// Blocks added since the copy was made that are all-visible now.
+    appended_visible: u32,
 }
 
-/// Blocks a new build would add: all-visible ones the copy cannot stand for, and those added
-/// since it was made.
-fn gain(usable: &[u8], current: u32) -> u64 {
-    usable.iter().filter(|u| **u == 2).count() as u64
-        + u64::from(current).saturating_sub(usable.len() as u64)
+impl Examined {
+    /// Blocks a new build would add: all-visible ones the copy cannot stand for, and those
+    /// added since it was made that are all-visible (a build skips the others, so rebuilding
+    /// for them, right after a big write and before VACUUM, would only waste a build).
+    fn gain(&self) -> u64 {
+        self.usable.iter().filter(|u| **u == 2).count() as u64 + u64::from(self.appended_visible)
+    }
 }
 
 /// Maximal runs `start..end` of blocks `0..nblocks` for which `pick` holds.

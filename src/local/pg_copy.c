@@ -331,12 +331,14 @@ copy_build_end(Reader *reader)
  * For a statement about to read `relid` (after llm_sql_copy_status, under its lock): sets
  * usable[b], for each of the copy's `nblocks` blocks, to 1 when its copied rows are exactly
  * what the statement would read, 2 when it was not copied, or changed since, but is
- * all-visible now (a new build would copy it), 0 otherwise. Sets `current` to the relation's blocks now; returns the number
- * of usable blocks.
+ * all-visible now (a new build would copy it), 0 otherwise. Sets `current` to the relation's
+ * blocks now and `appended_visible` to how many of the blocks added since the copy are
+ * all-visible (a new build would copy those too; not the others, which hold rows too recent
+ * for every snapshot). Returns the number of usable blocks.
  */
 int32
 llm_sql_copy_check(Oid relid, const uint64 *page_lsns, uint32 nblocks, const uint64 *vm_lsns,
-				   uint32 nvm, uint8 *usable, uint32 *current)
+				   uint32 nvm, uint8 *usable, uint32 *current, uint32 *appended_visible)
 {
 	Relation	relation = table_open(relid, AccessShareLock);
 	BlockNumber blocks_now = RelationGetNumberOfBlocks(relation);
@@ -395,6 +397,13 @@ llm_sql_copy_check(Oid relid, const uint64 *page_lsns, uint32 nblocks, const uin
 			UnlockReleaseBuffer(buffer);
 			found += usable[block] == 1;
 		}
+	}
+	*appended_visible = 0;
+	for (BlockNumber block = nblocks; block < blocks_now; block++)
+	{
+		if (block % VM_HEAPBLOCKS_PER_PAGE == 0)
+			CHECK_FOR_INTERRUPTS();
+		*appended_visible += VM_ALL_VISIBLE(relation, block, &vmbuffer);
 	}
 	if (BufferIsValid(vmbuffer))
 		ReleaseBuffer(vmbuffer);
