@@ -82,10 +82,12 @@ struct Copy {
     relfilenumber: u32,
     /// The copied columns' [`signature`].
     signature: String,
-    /// Per block: its LSN when copied, 0 when it was not copied.
-    page_lsns: Vec<u64>,
-    /// Per visibility-map page: its LSN before the build read any of its blocks.
-    vm_lsns: Vec<u64>,
+    /// What its pages are checked against; `None` for a stored copy until a statement reads
+    /// its table (then read from the file: most of what attaching it would read).
+    lsns: Option<Lsns>,
+    /// The table's blocks when it was copied, and how many of them were copied.
+    blocks: u64,
+    copied_blocks: u64,
     rows: u64,
     last_used: u64,
     uses: u64,
@@ -94,14 +96,42 @@ struct Copy {
     last_live: u64,
 }
 
+/// The LSNs a copy's pages are checked against.
+pub struct Lsns {
+    /// Per block: its LSN when copied, 0 when it was not copied.
+    pub page: Vec<u64>,
+    /// Per visibility-map page: its LSN before the build read any of its blocks.
+    pub vm: Vec<u64>,
+}
+
+impl Lsns {
+    pub fn copied_blocks(&self) -> u64 {
+        self.page.iter().filter(|lsn| **lsn != 0).count() as u64
+    }
+}
+
 impl Copy {
-    fn copied_blocks(&self) -> u64 {
-        self.page_lsns.iter().filter(|lsn| **lsn != 0).count() as u64
+    fn new(table: String, relfilenumber: u32, signature: String, rows: u64, lsns: Lsns) -> Copy {
+        Copy {
+            table,
+            stored: false,
+            inode: 0,
+            relfilenumber,
+            signature,
+            blocks: lsns.page.len() as u64,
+            copied_blocks: lsns.copied_blocks(),
+            lsns: Some(lsns),
+            rows,
+            last_used: 0,
+            uses: 0,
+            last_copied: 0,
+            last_live: 0,
+        }
     }
 
     /// Its size as shown: the heap size of its pages.
     fn bytes(&self) -> u64 {
-        self.copied_blocks() * pg_sys::BLCKSZ as u64
+        self.copied_blocks * pg_sys::BLCKSZ as u64
     }
 
     /// What it counts for in `llm_sql.local_copy_memory` (stored copies are on disk).
@@ -235,10 +265,14 @@ impl Copies {
     }
 
     /// Attaches this database's stored copies of the tables the current role may read from a
-    /// copy (when the instance opens, while it may still open files; attaching costs a
-    /// millisecond or two each); `may_open_files`: whether it may later too.
+    /// copy when the instance opens, if it may not open files later (`may_open_files`); one
+    /// that may attaches each on first use instead (`read`). Attaching costs about a
+    /// millisecond each.
     pub fn attach_stored(&self, conn: &Connection, may_open_files: bool) {
         self.may_open_files.set(may_open_files);
+        if may_open_files {
+            return;
+        }
         for relid in stored::relids() {
             if still_allowed(relid, 0) {
                 self.attach_one(conn, relid);
@@ -256,15 +290,15 @@ impl Copies {
         if inode == 0 {
             return false;
         }
-        let attached = (|| -> Result<Option<stored::Meta>> {
+        let attached = (|| -> Result<Option<stored::Header>> {
             conn.run(&format!(
                 "ATTACH {} AS {catalog} (READ_ONLY)",
                 crate::quote::duck_literal(&path.to_string_lossy())
             ))?;
-            stored::read_meta(conn, &catalog)
+            stored::read_header(conn, &catalog)
         })();
-        let meta = match attached {
-            Ok(Some(meta)) => meta,
+        let header = match attached {
+            Ok(Some(header)) => header,
             other => {
                 if let Err(error) = other {
                     pgrx::debug1!(
@@ -284,11 +318,12 @@ impl Copies {
                 table: format!("{catalog}.main.rows"),
                 stored: true,
                 inode,
-                relfilenumber: meta.relfilenumber,
-                signature: meta.signature,
-                page_lsns: meta.page_lsns,
-                vm_lsns: meta.vm_lsns,
-                rows: meta.rows,
+                relfilenumber: header.relfilenumber,
+                signature: header.signature,
+                lsns: None,
+                blocks: header.blocks,
+                copied_blocks: header.copied_blocks,
+                rows: header.rows,
                 last_used,
                 uses: 0,
                 last_copied: 0,
@@ -296,6 +331,35 @@ impl Copies {
             },
         );
         true
+    }
+
+    /// Reads the LSNs of `relid`'s stored copy if they were not yet; false when there is no
+    /// copy (it is dropped if its LSNs cannot be read).
+    fn read_lsns(&self, conn: &Connection, relid: Oid) -> Result<bool> {
+        match self.by_relation.borrow().get(&relid) {
+            None => return Ok(false),
+            Some(copy) if copy.lsns.is_some() => return Ok(true),
+            Some(_) => {}
+        }
+        match stored::read_lsns(conn, &stored::catalog(relid)) {
+            Ok(Some(lsns)) => {
+                if let Some(copy) = self.by_relation.borrow_mut().get_mut(&relid) {
+                    copy.lsns = Some(lsns);
+                }
+                Ok(true)
+            }
+            other => {
+                if let Err(error) = other {
+                    pgrx::debug1!(
+                        "llm_sql: stored copy of table {} not used: {}",
+                        u32::from(relid),
+                        error.message
+                    );
+                }
+                self.drop_copy(conn, relid)?;
+                Ok(false)
+            }
+        }
     }
 
     fn drop_copy(&self, conn: &Connection, relid: Oid) -> Result<()> {
@@ -370,24 +434,17 @@ impl Copies {
             conn.run(&format!("DROP TABLE IF EXISTS {table}"))?;
             return Ok(false);
         };
-        let last_used = self.tick();
-        self.by_relation.borrow_mut().insert(
-            spec.relid,
-            Copy {
+        let copy = Copy {
+            last_used: self.tick(),
+            ..Copy::new(
                 table,
-                stored: false,
-                inode: 0,
                 relfilenumber,
-                signature: signature(spec),
-                page_lsns: built.page_lsns,
-                vm_lsns: built.vm_lsns,
-                rows: built.rows,
-                last_used,
-                uses: 0,
-                last_copied: 0,
-                last_live: 0,
-            },
-        );
+                signature(spec),
+                built.rows,
+                built.lsns,
+            )
+        };
+        self.by_relation.borrow_mut().insert(spec.relid, copy);
         Ok(true)
     }
 
@@ -417,6 +474,9 @@ impl Copies {
                 copy.relfilenumber == relfilenumber && copy.signature == signature(spec)
             })
         };
+        if may_build && current == Some(true) {
+            self.read_lsns(conn, spec.relid)?;
+        }
         let may_build = may_build && limit_bytes() > 0;
         match current {
             Some(true) => {}
@@ -464,7 +524,8 @@ impl Copies {
     fn examine(&self, relid: Oid) -> Option<Examined> {
         let copies = self.by_relation.borrow();
         let copy = copies.get(&relid)?;
-        let nblocks = copy.page_lsns.len();
+        let lsns = copy.lsns.as_ref()?;
+        let nblocks = lsns.page.len();
         let mut usable = vec![0u8; nblocks];
         let mut current = 0u32;
         let mut appended_visible = 0u32;
@@ -472,10 +533,10 @@ impl Copies {
         let found = guarded(|| unsafe {
             llm_sql_copy_check(
                 relid,
-                copy.page_lsns.as_ptr(),
+                lsns.page.as_ptr(),
                 nblocks as u32,
-                copy.vm_lsns.as_ptr(),
-                copy.vm_lsns.len() as u32,
+                lsns.vm.as_ptr(),
+                lsns.vm.len() as u32,
                 usable.as_mut_ptr(),
                 &mut current,
                 &mut appended_visible,
@@ -524,6 +585,9 @@ impl Copies {
         let mut behind = Vec::new();
         for (relid, relfilenumber) in stored {
             let Some(now) = status(relid) else { continue };
+            if !self.read_lsns(conn, relid)? {
+                continue;
+            }
             let worth = now != relfilenumber
                 || self
                     .examine(relid)
@@ -547,9 +611,10 @@ impl Copies {
         } = examined;
         let mut copies = self.by_relation.borrow_mut();
         let copy = copies.get_mut(&relid)?;
-        let nblocks = copy.page_lsns.len();
-        let stale = ranges(nblocks, |b| copy.page_lsns[b] != 0 && usable[b] != 1);
-        let stale_blocks = copy.copied_blocks().saturating_sub(found);
+        let page_lsns = &copy.lsns.as_ref()?.page;
+        let nblocks = page_lsns.len();
+        let stale = ranges(nblocks, |b| page_lsns[b] != 0 && usable[b] != 1);
+        let stale_blocks = copy.copied_blocks.saturating_sub(found);
         let share =
             |blocks: u64| blocks as f64 > MAX_STALE_SHARE * (u64::from(current).max(1)) as f64;
         if stale.len() > MAX_STALE_RANGES || share(stale_blocks) || share(missed) {
@@ -590,8 +655,8 @@ impl Copies {
             .filter(|(relid, copy)| still_allowed(**relid, copy.relfilenumber))
             .map(|(relid, copy)| CopyInfo {
                 relid: *relid,
-                blocks: copy.page_lsns.len() as i64,
-                copied_blocks: copy.copied_blocks() as i64,
+                blocks: copy.blocks as i64,
+                copied_blocks: copy.copied_blocks as i64,
                 rows: copy.rows as i64,
                 bytes: copy.bytes() as i64,
                 uses: copy.uses as i64,
@@ -676,8 +741,7 @@ impl Copies {
             relfilenumber,
             signature: signature(spec),
             rows: built.rows,
-            page_lsns: built.page_lsns,
-            vm_lsns: built.vm_lsns,
+            lsns: built.lsns,
         };
         stored::write_meta(&writer, &catalog, &meta)?;
         writer.run(&format!("DETACH DATABASE {catalog}"))?;
@@ -710,8 +774,7 @@ pub enum Warmed {
 /// What a build wrote.
 struct Built {
     rows: u64,
-    page_lsns: Vec<u64>,
-    vm_lsns: Vec<u64>,
+    lsns: Lsns,
 }
 
 /// Copies `spec`'s relation into the new DuckDB table `table` (on `conn`'s instance);
@@ -738,8 +801,10 @@ fn build_into(conn: &Connection, table: &str, spec: &ScanSpec) -> Result<Option<
         .unwrap_or(0);
     Ok(Some(Built {
         rows,
-        page_lsns,
-        vm_lsns,
+        lsns: Lsns {
+            page: page_lsns,
+            vm: vm_lsns,
+        },
     }))
 }
 

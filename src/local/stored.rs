@@ -26,17 +26,18 @@ use crate::engine::ffi::Connection;
 use crate::error::{Error, Result};
 use crate::quote::duck_literal;
 
+use super::copy::Lsns;
+
 /// The layout of a stored copy's file (its tables, the columns' signature): a file of another
 /// layout is not used. Raised whenever that layout changes, not with every release.
-const FORMAT: &str = "1";
+const FORMAT: &str = "2";
 
 /// What a stored copy's `meta` says.
 pub struct Meta {
     pub relfilenumber: u32,
     pub signature: String,
     pub rows: u64,
-    pub page_lsns: Vec<u64>,
-    pub vm_lsns: Vec<u64>,
+    pub lsns: Lsns,
 }
 
 /// The directory of this database's stored copies.
@@ -123,31 +124,42 @@ pub fn write_meta(conn: &Connection, catalog: &str, meta: &Meta) -> Result<()> {
     conn.run(&format!(
         "CREATE TABLE {catalog}.main.meta AS SELECT {} AS version, '{system}' AS system_id, \
          '{timeline}' AS timeline, '{}' AS relfilenumber, {} AS signature, '{}' AS rows, \
-         '{}' AS page_lsns, '{}' AS vm_lsns",
+         '{}' AS blocks, '{}' AS copied_blocks, '{}' AS page_lsns, '{}' AS vm_lsns",
         duck_literal(FORMAT),
         meta.relfilenumber,
         duck_literal(&meta.signature),
         meta.rows,
-        hex(&meta.page_lsns),
-        hex(&meta.vm_lsns),
+        meta.lsns.page.len(),
+        meta.lsns.copied_blocks(),
+        hex(&meta.lsns.page),
+        hex(&meta.lsns.vm),
     ))?;
     Ok(())
 }
 
-/// Reads the `meta` of a stored copy attached as `catalog`; `None` when it has another layout,
+/// What a stored copy's `meta` says of it but its LSNs: enough to attach it. (The LSNs are
+/// most of `meta`, and a new session attaches every stored copy its role may use, so they are
+/// read when a statement first reads the table: [`read_lsns`].)
+pub struct Header {
+    pub relfilenumber: u32,
+    pub signature: String,
+    pub rows: u64,
+    pub blocks: u64,
+    pub copied_blocks: u64,
+}
+
+/// Reads the header of a stored copy attached as `catalog`; `None` when it has another layout,
 /// or was written in another cluster or WAL history than this one.
-pub fn read_meta(conn: &Connection, catalog: &str) -> Result<Option<Meta>> {
-    let line = conn
-        .query_strings(&format!(
-            "SELECT concat_ws('|', version, system_id, timeline, relfilenumber, rows, \
-             page_lsns, vm_lsns, signature) FROM {catalog}.main.meta"
-        ))?
-        .into_iter()
-        .next()
-        .flatten()
-        .unwrap_or_default();
+pub fn read_header(conn: &Connection, catalog: &str) -> Result<Option<Header>> {
+    let line = first_string(
+        conn,
+        &format!(
+            "SELECT concat_ws('|', version, system_id, timeline, relfilenumber, rows, blocks, \
+             copied_blocks, signature) FROM {catalog}.main.meta"
+        ),
+    )?;
     let fields: Vec<&str> = line.splitn(8, '|').collect();
-    let [version, system, timeline, relfilenumber, rows, page_lsns, vm_lsns, signature] =
+    let [version, system, timeline, relfilenumber, rows, blocks, copied_blocks, signature] =
         fields[..]
     else {
         return Ok(None);
@@ -156,16 +168,40 @@ pub fn read_meta(conn: &Connection, catalog: &str) -> Result<Option<Meta>> {
     if version != FORMAT || here != Some((system.to_string(), timeline.to_string())) {
         return Ok(None);
     }
-    let meta = (|| {
-        Some(Meta {
+    let header = (|| {
+        Some(Header {
             relfilenumber: relfilenumber.parse().ok()?,
             signature: signature.to_string(),
             rows: rows.parse().ok()?,
-            page_lsns: unhex(page_lsns)?,
-            vm_lsns: unhex(vm_lsns)?,
+            blocks: blocks.parse().ok()?,
+            copied_blocks: copied_blocks.parse().ok()?,
         })
     })();
-    Ok(meta)
+    Ok(header)
+}
+
+/// Reads the page and visibility-map LSNs of a stored copy attached as `catalog` (whose
+/// header [`read_header`] accepted); `None` when they do not parse.
+pub fn read_lsns(conn: &Connection, catalog: &str) -> Result<Option<Lsns>> {
+    let line = first_string(
+        conn,
+        &format!("SELECT concat_ws('|', page_lsns, vm_lsns) FROM {catalog}.main.meta"),
+    )?;
+    Ok(line.split_once('|').and_then(|(page, vm)| {
+        Some(Lsns {
+            page: unhex(page)?,
+            vm: unhex(vm)?,
+        })
+    }))
+}
+
+fn first_string(conn: &Connection, sql: &str) -> Result<String> {
+    Ok(conn
+        .query_strings(sql)?
+        .into_iter()
+        .next()
+        .flatten()
+        .unwrap_or_default())
 }
 
 /// A file being written, removed unless [`Pending::finish`] renames it into place.
