@@ -50,6 +50,9 @@ const MAX_STALE_SHARE: f64 = 0.2;
 /// start copying the table themselves.
 pub const REFRESH_SHARE: f64 = 0.1;
 
+/// The block size of a stored copy's DuckDB file (see `Copies::store`).
+const STORED_BLOCK_SIZE: u32 = 65536;
+
 // `pg_copy.c`. Declared "C": its ERRORs longjmp, caught by pg_guard_ffi_boundary around each call.
 unsafe extern "C" {
     fn llm_sql_copy_status(relid: Oid, relfilenumber: *mut u32) -> i32;
@@ -727,8 +730,12 @@ impl Copies {
         let writer = db.connect()?;
         pg_scan::register(&writer)?;
         let catalog = format!("{CATALOG}_build");
+        // Blocks of 64 kB rather than DuckDB's 256 kB: a column's segment shares a block with
+        // others' less often, so a statement reading a few columns of a table in a new session
+        // reads a third fewer bytes from the file (TPC-H SF1 Q19: 53 MB instead of 88 MB; no
+        // slower once in DuckDB's buffer cache). Smaller blocks compress worse.
         writer.run(&format!(
-            "ATTACH {} AS {catalog}",
+            "ATTACH {} AS {catalog} (BLOCK_SIZE {STORED_BLOCK_SIZE})",
             crate::quote::duck_literal(&pending.temporary().to_string_lossy())
         ))?;
         let Some(built) = build_into(&writer, &format!("{catalog}.main.rows"), spec)? else {

@@ -73,7 +73,15 @@ fn main() {
     // (b first use): each query first in a new session, with no copy of any table yet: its
     // time includes copying the tables it reads.
     eprintln!("llm_sql over pg, first use");
-    let first_times = in_new_sessions(port, &mut pg, &queries, &expected, "first use", &mut check);
+    let first_times = in_new_sessions(
+        port,
+        &mut pg,
+        &queries,
+        &expected,
+        "first use",
+        1,
+        &mut check,
+    );
     // (b) live: no copies, every row read from the heap by the live scan.
     eprintln!("llm_sql over pg, live scan only");
     let mut live_times = Vec::new();
@@ -122,7 +130,7 @@ fn main() {
     };
     // (b cold): each query first in a new session, reading the stored copies.
     eprintln!("llm_sql over pg, cold sessions with stored copies");
-    let cold_times = in_new_sessions(port, &mut pg, &queries, &expected, "cold", &mut check);
+    let cold_times = in_new_sessions(port, &mut pg, &queries, &expected, "cold", runs, &mut check);
     // The memory a backend holds once it has run every query over the stored copies.
     let (duckdb_bytes, rss_before, rss_after) = {
         let mut session = connect(port);
@@ -243,8 +251,9 @@ fn main() {
          ({:.0} s for generation and loading). Queries: DuckDB's `tpch_queries()`, the same text everywhere.\n\
          - (a) PostgreSQL alone; (b) `llm_sql.query_json` with DuckDB reading the Postgres tables \
          through `pg.public.*`, with the tables' columnar copies warm (stored by `llm_sql.warm`, \
-         `llm_sql.local_copy_memory` = {memory_copies}); (b cold) the same, each query run once as \
-         the first statement of a new session, which attaches the stored copies; (b first) each \
+         `llm_sql.local_copy_memory` = {memory_copies}); (b cold) the same, each query run as the \
+         first statement of a new session, which attaches the stored copies (the median of {runs} \
+         new sessions); (b first) each \
          query run once as the first statement of a new session before any copy was stored, so \
          its time includes copying the tables it reads into the session; (b live) no copies \
          (`llm_sql.local_copy_memory` = 0, before any was stored), every row read by the live \
@@ -337,31 +346,45 @@ fn in_new_sessions(
     queries: &[(i32, String)],
     expected: &[Vec<Row>],
     way: &str,
+    runs: usize,
     check: &mut Check,
 ) -> Vec<Duration> {
     let mut times = Vec::new();
     for ((n, sql), want) in queries.iter().zip(expected) {
         let sql = tpch::duckdb_sql(pg, sql, Source::Postgres).unwrap();
-        let mut fresh = connect(port);
-        let pid: i32 = fresh
-            .query_one("SELECT pg_backend_pid()", &[])
-            .unwrap()
-            .get(0);
-        let (took, got) = timed(|| tpch::duckdb_rows(&mut fresh, &sql));
-        check(*n, way, want, got);
+        let took = median(
+            (0..runs)
+                .map(|_| {
+                    let (took, got) = first_in_new_session(port, &sql);
+                    check(*n, way, want, got);
+                    took
+                })
+                .collect(),
+        );
         times.push(took);
-        // The next query's session starts once this backend process (and its DuckDB, closed at
-        // exit) has gone, so that the two do not share the cores.
-        drop(fresh);
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        while std::path::Path::new(&format!("/proc/{pid}")).exists()
-            && std::time::Instant::now() < deadline
-        {
-            std::thread::sleep(Duration::from_millis(20));
-        }
         eprintln!("  Q{n}: {:.0} ms", millis(took));
     }
     times
+}
+
+/// `sql` timed as the first statement of a new session, and its rows.
+fn first_in_new_session(port: u16, sql: &str) -> (Duration, Result<Vec<Row>, String>) {
+    let mut fresh = connect(port);
+    let pid: i32 = fresh
+        .query_one("SELECT pg_backend_pid()", &[])
+        .unwrap()
+        .get(0);
+    let (took, got) = timed(|| tpch::duckdb_rows(&mut fresh, sql));
+    // The next session starts once this backend process (and its DuckDB, closed at exit) has
+    // gone, so that the two do not share the cores.
+    drop(fresh);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while std::path::Path::new(&format!("/proc/{pid}")).exists()
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (took, got)
 }
 
 /// Bytes DuckDB's buffer manager holds in this session's instance.
